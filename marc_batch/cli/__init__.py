@@ -1,0 +1,1 @@
+"""The ``marc-batch`` command line."""

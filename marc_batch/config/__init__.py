@@ -1,0 +1,26 @@
+"""Typed configuration: one file plus ``MARC_BATCH_*`` environment overrides."""
+
+from marc_batch.config.loader import Config, load_config
+from marc_batch.config.runtime import (
+    EncodeConfig,
+    FlowsConfig,
+    IndexConfig,
+    ModelConfig,
+    StoreConfig,
+)
+from marc_batch.config.sources import SourcesConfig, SplitConfig, TableSource
+from marc_batch.config.templates import TemplatesConfig
+
+__all__ = [
+    "Config",
+    "EncodeConfig",
+    "FlowsConfig",
+    "IndexConfig",
+    "ModelConfig",
+    "SourcesConfig",
+    "SplitConfig",
+    "StoreConfig",
+    "TableSource",
+    "TemplatesConfig",
+    "load_config",
+]

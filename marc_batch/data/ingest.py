@@ -1,0 +1,172 @@
+"""Ingestion: read the sources, validate them, quarantine what fails, split and render.
+
+This is the first step of every run. Its invariant is conservation: for
+each table, rows in = rows accepted + rows quarantined. The error budget is
+checked only after the quarantine files are written, so a failed run still
+leaves the evidence behind.
+"""
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel
+
+from marc_batch.config import Config
+from marc_batch.data.movielens import read_movielens
+from marc_batch.data.quarantine import malformed_entries, write_quarantine
+from marc_batch.data.sources import RawTable, read_source
+from marc_batch.data.split import SPLITS, split_interactions
+from marc_batch.data.texts import item_texts, user_texts
+from marc_batch.data.validate import INTERACTIONS, ITEMS, USERS, EntitySpec, Validated, validate
+from marc_batch.errors import ErrorBudgetExceeded
+
+ENTITIES: tuple[EntitySpec, ...] = (ITEMS, USERS, INTERACTIONS)
+
+
+class TableReport(BaseModel):
+    rows_in: int
+    accepted: int
+    quarantined: int
+    reasons: dict[str, int]
+
+
+class TextReport(BaseModel):
+    count: int
+    mean_chars: float
+    max_chars: int
+    example: str
+
+
+class IngestReport(BaseModel):
+    """What a run read and what it refused; ``--json`` prints exactly this."""
+
+    run_id: str
+    items: int
+    users: int
+    interactions: int
+    quarantined: int
+    tables: dict[str, TableReport]
+    split: dict[str, int]
+    positive_rate: float
+    texts: dict[str, TextReport]
+    quarantine_files: list[str]
+
+
+@dataclass
+class Catalogue:
+    """Accepted, canonical tables plus the texts the encoder will read."""
+
+    items: pa.Table
+    users: pa.Table
+    interactions: pa.Table
+    item_texts: pa.Table
+    user_texts: pa.Table
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def read_raw(config: Config) -> dict[str, RawTable]:
+    """Explicit sources win; the dataset supplies the tables they leave out."""
+    sources = config.sources
+    explicit = {
+        spec.name: getattr(sources, spec.name)
+        for spec in ENTITIES
+        if getattr(sources, spec.name) is not None
+    }
+    tables = {name: read_source(source) for name, source in explicit.items()}
+    if len(tables) < len(ENTITIES):
+        dataset = read_movielens(sources.dataset)
+        tables.update({name: raw for name, raw in dataset.items() if name not in tables})
+    return tables
+
+
+def validate_all(raw: dict[str, RawTable], config: Config) -> dict[str, Validated]:
+    """Validate items and users first: interactions must reference accepted ones."""
+    results: dict[str, Validated] = {}
+    for spec in ENTITIES:
+        known = {
+            entity: results[entity].accepted.select(["id"])
+            for entity, _ in spec.references.values()
+        }
+        result = validate(raw[spec.name].table, spec, config.sources.max_text_bytes, known)
+        if raw[spec.name].malformed:
+            entries = malformed_entries(spec.name, raw[spec.name].malformed)
+            result.quarantine = pa.concat_tables([entries, result.quarantine])
+        results[spec.name] = result
+    return results
+
+
+def _text_report(texts: pa.Table) -> TextReport:
+    lengths = pc.utf8_length(texts["text"])
+    count = texts.num_rows
+    return TextReport(
+        count=count,
+        mean_chars=round(pc.mean(lengths).as_py() or 0.0, 1),
+        max_chars=pc.max(lengths).as_py() or 0,
+        example=texts["text"][0].as_py() if count else "",
+    )
+
+
+def ingest(config: Config, run_id: str | None = None) -> tuple[Catalogue, IngestReport]:
+    """Run ingestion end to end; raises ErrorBudgetExceeded after writing quarantine."""
+    run_id = run_id or new_run_id()
+    results = validate_all(read_raw(config), config)
+    quarantine_dir = Path(config.store.root) / "quarantine" / run_id
+    files = [
+        str(write_quarantine(quarantine_dir, name, result.quarantine))
+        for name, result in results.items()
+        if result.quarantine.num_rows
+    ]
+    budget = config.sources.max_quarantine_fraction
+    for name, result in results.items():
+        if result.rows_in and result.quarantine.num_rows / result.rows_in > budget:
+            raise ErrorBudgetExceeded(
+                f"{name}: {result.quarantine.num_rows} of {result.rows_in} rows quarantined "
+                f"({result.quarantine.num_rows / result.rows_in:.1%}), over the error budget "
+                f"of {budget:.1%}; see {quarantine_dir}"
+            )
+    interactions = split_interactions(
+        results["interactions"].accepted, config.sources.split, config.sources.positive_rating
+    )
+    items, users = results["items"].accepted, results["users"].accepted
+    catalogue = Catalogue(
+        items=items,
+        users=users,
+        interactions=interactions,
+        item_texts=item_texts(items, config.templates),
+        user_texts=user_texts(users, interactions, items, config.templates),
+    )
+    split_counts = {
+        entry["values"]: entry["counts"]
+        for entry in pc.value_counts(interactions["split"]).to_pylist()
+    }
+    report = IngestReport(
+        run_id=run_id,
+        items=items.num_rows,
+        users=users.num_rows,
+        interactions=interactions.num_rows,
+        quarantined=sum(result.quarantine.num_rows for result in results.values()),
+        tables={
+            name: TableReport(
+                rows_in=result.rows_in,
+                accepted=result.accepted.num_rows,
+                quarantined=result.quarantine.num_rows,
+                reasons=result.reason_counts(),
+            )
+            for name, result in results.items()
+        },
+        split={name: split_counts.get(name, 0) for name in SPLITS},
+        positive_rate=round(pc.mean(interactions["label"]).as_py() or 0.0, 4),
+        texts={
+            "items": _text_report(catalogue.item_texts),
+            "users": _text_report(catalogue.user_texts),
+        },
+        quarantine_files=files,
+    )
+    return catalogue, report

@@ -1,0 +1,106 @@
+"""The texts the encoder reads: one per item and one per user, each with a ``text_hash``.
+
+A user's text is their profile plus their training-split behaviours, newest
+first, kept while ``history_max_items`` and ``history_max_chars`` allow (whole
+behaviours only, never a cut title). Only training interactions are used, so
+nothing from validation or test leaks into user embeddings. The hash covers
+the text and a version of every setting that shaped it, so a changed
+template or budget re-encodes exactly the texts it changed.
+"""
+
+import hashlib
+
+import duckdb
+import pyarrow as pa
+
+from marc_batch.config import TemplatesConfig
+from marc_batch.data.templates import Template, text_hash
+from marc_batch.errors import TemplateError
+
+TEXTS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("text_hash", pa.string())])
+
+
+def _with_hash(ids: pa.ChunkedArray, texts: pa.ChunkedArray, version: str) -> pa.Table:
+    return pa.table(
+        {"id": ids, "text": texts, "text_hash": text_hash(texts, version)}, schema=TEXTS_SCHEMA
+    )
+
+
+def item_texts(items: pa.Table, templates: TemplatesConfig) -> pa.Table:
+    """Render the item template for every accepted item."""
+    template = Template(templates.item)
+    return _with_hash(items["id"], template.render(items), template.version)
+
+
+def user_version(templates: TemplatesConfig) -> str:
+    """A version over everything that shapes a user text."""
+    parts = (
+        templates.user,
+        templates.behaviour,
+        templates.history_separator,
+        str(templates.history_max_items),
+        str(templates.history_max_chars),
+    )
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:12]
+
+
+def user_histories(interactions: pa.Table, items: pa.Table, templates: TemplatesConfig) -> pa.Table:
+    """(user_id, history): each user's training behaviours rendered and cut to the budgets."""
+    con = duckdb.connect()
+    con.register("interactions", interactions)
+    con.register("items", items)
+    events = con.sql(
+        """
+        SELECT i.* EXCLUDE (id), x.user_id, x.item_id, x.rating, x.timestamp
+        FROM interactions x JOIN items i ON i.id = x.item_id
+        WHERE x.split = 'train'
+        """
+    ).to_arrow_table()
+    entries = events.append_column("entry", Template(templates.behaviour).render(events))
+    con.register("entries", entries.select(["user_id", "item_id", "timestamp", "entry"]))
+    separator = len(templates.history_separator)
+    histories = con.sql(
+        f"""
+        WITH ordered AS (
+            SELECT user_id, entry, timestamp, item_id,
+                row_number() OVER w AS position,
+                sum(length(entry) + {separator}) OVER w - {separator} AS chars
+            FROM entries
+            WINDOW w AS (PARTITION BY user_id ORDER BY timestamp DESC, item_id
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
+        SELECT user_id, string_agg(entry, $separator ORDER BY timestamp DESC, item_id) AS history
+        FROM ordered
+        WHERE position <= $max_items AND chars <= $max_chars
+        GROUP BY user_id
+        """,
+        params={
+            "separator": templates.history_separator,
+            "max_items": templates.history_max_items,
+            "max_chars": templates.history_max_chars,
+        },
+    ).to_arrow_table()
+    con.close()
+    return histories
+
+
+def user_texts(
+    users: pa.Table, interactions: pa.Table, items: pa.Table, templates: TemplatesConfig
+) -> pa.Table:
+    """Render the user template with ``{history}`` for every accepted user."""
+    if "history" in users.column_names:
+        raise TemplateError("users have a column named 'history', which the user template reserves")
+    histories = user_histories(interactions, items, templates)
+    con = duckdb.connect()
+    con.register("users", users)
+    con.register("histories", histories)
+    joined = con.sql(
+        """
+        SELECT u.*, coalesce(h.history, '') AS history
+        FROM users u LEFT JOIN histories h ON h.user_id = u.id
+        ORDER BY u.id
+        """
+    ).to_arrow_table()
+    con.close()
+    return _with_hash(
+        joined["id"], Template(templates.user).render(joined), user_version(templates)
+    )

@@ -1,0 +1,327 @@
+"""Vectorised validation: split a raw table into accepted rows and quarantined rows.
+
+The rules are those of :mod:`marc_batch.data.records`. Per-column checks
+run as Arrow kernels (UTF-8, blank text, byte size) and DuckDB SQL (typed
+parsing with ``TRY_CAST``, de-duplication with a window, references with a
+semi-join), so the cost is a few passes over columns, never a Python loop
+per row. Every input row ends up in exactly one of the two outputs.
+"""
+
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from marc_batch.data.records import Reason
+from marc_batch.data.rows import records_as_json
+from marc_batch.errors import SourceError
+
+_UTF8_PROBE_ROWS = 8192
+UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """The validation rules of one entity, mirroring its record model."""
+
+    name: str
+    key: tuple[str, ...]
+    required: tuple[str, ...]
+    nonblank_text: tuple[str, ...] = ()
+    timestamps: dict[str, bool] = field(default_factory=dict)  # column -> required
+    numbers: tuple[str, ...] = ()
+    recency: str | None = None
+    references: dict[str, tuple[str, Reason]] = field(default_factory=dict)
+
+
+ITEMS = EntitySpec(
+    "items",
+    key=("id",),
+    required=("id", "title"),
+    nonblank_text=("title",),
+    timestamps={"updated_at": False},
+    recency="updated_at",
+)
+USERS = EntitySpec(
+    "users", key=("id",), required=("id",), timestamps={"updated_at": False}, recency="updated_at"
+)
+INTERACTIONS = EntitySpec(
+    "interactions",
+    key=("user_id", "item_id"),
+    required=("user_id", "item_id", "rating", "timestamp"),
+    timestamps={"timestamp": True},
+    numbers=("rating",),
+    recency="timestamp",
+    references={
+        "user_id": ("users", Reason.UNKNOWN_USER),
+        "item_id": ("items", Reason.UNKNOWN_ITEM),
+    },
+)
+
+
+@dataclass
+class Validated:
+    """The outcome for one table: accepted rows (canonical types) and quarantine entries."""
+
+    entity: str
+    accepted: pa.Table
+    quarantine: pa.Table
+
+    @property
+    def rows_in(self) -> int:
+        return self.accepted.num_rows + self.quarantine.num_rows
+
+    def reason_counts(self) -> dict[str, int]:
+        if self.quarantine.num_rows == 0:
+            return {}
+        counts = pc.value_counts(self.quarantine["reason"]).to_pylist()
+        return {entry["values"]: entry["counts"] for entry in counts}
+
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("entity", pa.string()),
+        ("source_row", pa.int64()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("record", pa.string()),
+    ]
+)
+
+
+def _is_text(dtype: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_binary(dtype)
+        or pa.types.is_large_binary(dtype)
+        or pa.types.is_string_view(dtype)
+        or pa.types.is_binary_view(dtype)
+    )
+
+
+def _utf8_valid(binary: pa.ChunkedArray) -> np.ndarray:
+    """Per-row UTF-8 validity: Arrow checks whole slices; only failing slices go row by row."""
+    valid = np.ones(len(binary), dtype=bool)
+    offset = 0
+    for chunk in binary.chunks:
+        for start in range(0, len(chunk), _UTF8_PROBE_ROWS):
+            piece = chunk.slice(start, _UTF8_PROBE_ROWS)
+            try:
+                piece.cast(pa.string())
+            except pa.ArrowInvalid:
+                valid[offset + start : offset + start + len(piece)] = [
+                    value is None or _decodes(value) for value in piece.to_pylist()
+                ]
+        offset += len(chunk)
+    return valid
+
+
+def _decodes(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _prepare(raw: pa.Table, spec: EntitySpec, max_text_bytes: int) -> pa.Table:
+    """Decode text columns and compute the Arrow-side masks the SQL rules read."""
+    n = raw.num_rows
+    bad_utf8 = np.zeros(n, dtype=bool)
+    text_bytes = np.zeros(n, dtype=np.int64)
+    columns: dict[str, pa.ChunkedArray | np.ndarray] = {}
+    for name in raw.column_names:
+        column = raw[name]
+        if _is_text(column.type):
+            binary = column.cast(pa.large_binary())
+            ok = _utf8_valid(binary)
+            bad_utf8 |= ~ok
+            text_bytes += pc.fill_null(pc.binary_length(binary), 0).to_numpy()
+            column = pc.if_else(pa.array(ok), binary, None).cast(pa.large_string())
+        elif name in spec.key and pa.types.is_integer(column.type):
+            column = column.cast(pa.large_string())
+        elif name in spec.key:
+            raise SourceError(
+                f"{spec.name}: key column '{name}' has type {column.type}; use strings or integers"
+            )
+        columns[name] = column
+    columns["_row"] = np.arange(n, dtype=np.int64)
+    columns["_bad_utf8"] = bad_utf8
+    columns["_blank_key"] = _blank(columns, spec.key, n)
+    columns["_blank_text"] = _blank(columns, spec.nonblank_text, n)
+    columns["_too_long"] = text_bytes > max_text_bytes
+    return pa.table(columns)
+
+
+def _blank(columns: dict, names: tuple[str, ...], n: int) -> np.ndarray:
+    """Rows where any of ``names`` is null or only (Unicode) whitespace."""
+    blank = np.zeros(n, dtype=bool)
+    for name in names:
+        trimmed = pc.utf8_length(pc.utf8_trim_whitespace(columns[name]))
+        blank |= pc.fill_null(pc.equal(trimmed, 0), True).to_numpy(zero_copy_only=False)
+    return blank
+
+
+def _timestamp_sql(column: str, dtype: pa.DataType) -> str:
+    """Parse epoch seconds (numbers or digit strings) or ISO-8601 text to TIMESTAMPTZ, else NULL."""
+    if pa.types.is_timestamp(dtype) or pa.types.is_date(dtype):
+        return f'CAST("{column}" AS TIMESTAMPTZ)'
+    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype):
+        return f'try(to_timestamp(CAST("{column}" AS DOUBLE)))'
+    return (
+        f'COALESCE(try(to_timestamp(TRY_CAST("{column}" AS DOUBLE))), '
+        f'TRY_CAST("{column}" AS TIMESTAMPTZ))'
+    )
+
+
+def _number_sql(column: str, dtype: pa.DataType) -> str:
+    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
+        return f'CAST("{column}" AS DOUBLE)'
+    return f'TRY_CAST("{column}" AS DOUBLE)'
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _rules(
+    spec: EntitySpec, schema: pa.Schema, max_text_bytes: int
+) -> list[tuple[str, Reason, str]]:
+    """(SQL condition, reason, detail) in precedence order; the first true condition wins."""
+    rules = [("_bad_utf8", Reason.INVALID_UTF8, "a text field is not valid UTF-8")]
+    keys = ", ".join(spec.key)
+    rules.append(("_blank_key", Reason.NULL_ID, f"{keys}: missing or blank"))
+    for name, required in spec.timestamps.items():
+        if name not in schema.names:
+            continue
+        parsed = _timestamp_sql(name, schema.field(name).type)
+        missing = f'"{name}" IS NULL' if required else "FALSE"
+        rules.append(
+            (
+                f'{missing} OR "{name}" IS NOT NULL AND {parsed} IS NULL',
+                Reason.BAD_TYPE,
+                f"{name} is not a timestamp",
+            )
+        )
+    for name in spec.numbers:
+        parsed = _number_sql(name, schema.field(name).type)
+        rules.append(
+            (f'"{name}" IS NULL OR {parsed} IS NULL', Reason.BAD_TYPE, f"{name} is not a number")
+        )
+        rules.append((f"NOT isfinite({parsed})", Reason.NON_FINITE, f"{name} is NaN or infinite"))
+    if spec.nonblank_text:
+        fields = ", ".join(spec.nonblank_text)
+        rules.append(("_blank_text", Reason.EMPTY_TEXT, f"{fields} is empty or whitespace only"))
+    rules.append(("_too_long", Reason.TEXT_TOO_LONG, f"text fields exceed {max_text_bytes} bytes"))
+    for name, (entity, reason) in spec.references.items():
+        rules.append(
+            (
+                f'"{name}" NOT IN (SELECT id FROM {entity})',
+                reason,
+                f"{name} names no accepted {entity[:-1]}",
+            )
+        )
+    return rules
+
+
+def _canonical_sql(spec: EntitySpec, schema: pa.Schema) -> str:
+    """The accepted row's columns: keys as text, parsed timestamps and numbers, the rest as is."""
+    internal = {"_row", "_bad_utf8", "_blank_key", "_blank_text", "_too_long"}
+    select = []
+    for name in schema.names:
+        if name in internal:
+            continue
+        if name in spec.timestamps:
+            select.append(f'{_timestamp_sql(name, schema.field(name).type)} AS "{name}"')
+        elif name in spec.numbers:
+            select.append(f'{_number_sql(name, schema.field(name).type)} AS "{name}"')
+        else:
+            select.append(f'"{name}"')
+    for name in spec.timestamps:
+        if name not in schema.names:
+            select.append(f'CAST(NULL AS TIMESTAMPTZ) AS "{name}"')
+    return ", ".join(select)
+
+
+def validate(
+    raw: pa.Table,
+    spec: EntitySpec,
+    max_text_bytes: int,
+    accepted_ids: dict[str, pa.Table] | None = None,
+) -> Validated:
+    """Apply ``spec`` to ``raw``; ``accepted_ids`` holds the id tables that references must hit."""
+    missing = [name for name in spec.required if name not in raw.column_names]
+    if missing:
+        raise SourceError(
+            f"{spec.name}: missing column(s) {', '.join(missing)}; "
+            f"found: {', '.join(raw.column_names) or 'none'}"
+        )
+    prepared = _prepare(raw, spec, max_text_bytes)
+    rules = _rules(spec, prepared.schema, max_text_bytes)
+    reason = "CASE " + " ".join(f"WHEN {cond} THEN '{r.value}'" for cond, r, _ in rules) + " END"
+    detail = (
+        "CASE " + " ".join(f"WHEN {cond} THEN {_sql_string(d)}" for cond, _, d in rules) + " END"
+    )
+    keys = ", ".join(f'"{name}"' for name in spec.key)
+    recency = f'"{spec.recency}" DESC NULLS LAST, ' if spec.recency in prepared.column_names else ""
+    con = duckdb.connect()
+    con.register("prepared", prepared)
+    for entity, table in (accepted_ids or {}).items():
+        con.register(entity, table)
+    duplicate = _sql_string(f"{', '.join(spec.key)}: duplicate; the newest row was kept")
+    con.execute(
+        f"""
+        CREATE TEMP TABLE checked AS
+        WITH ruled AS (SELECT *, {reason} AS _reason, {detail} AS _detail FROM prepared),
+        ranked AS (
+            SELECT *, _reason IS NULL AND row_number() OVER (
+                PARTITION BY {keys}, _reason IS NULL ORDER BY {recency}_row) > 1 AS _dup
+            FROM ruled)
+        SELECT *,
+            CASE WHEN _dup THEN '{Reason.DUPLICATE_ID.value}' ELSE _reason END AS reason,
+            CASE WHEN _dup THEN {duplicate} ELSE _detail END AS detail
+        FROM ranked
+        """
+    )
+    canonical = _canonical_sql(spec, prepared.schema)
+    accepted = con.sql(
+        f"SELECT {canonical} FROM checked WHERE reason IS NULL ORDER BY _row"
+    ).to_arrow_table()
+    refused = con.sql(
+        "SELECT _row, reason, detail FROM checked WHERE reason IS NOT NULL ORDER BY _row"
+    ).to_arrow_table()
+    con.close()
+    return Validated(
+        spec.name, canonical_types(accepted), quarantine_entries(spec.name, raw, refused)
+    )
+
+
+def canonical_types(table: pa.Table) -> pa.Table:
+    """One Arrow type per logical type, whatever DuckDB or the source produced."""
+    fields = []
+    for f in table.schema:
+        if pa.types.is_timestamp(f.type):
+            fields.append(pa.field(f.name, UTC_MICROS))
+        elif _is_text(f.type):
+            fields.append(pa.field(f.name, pa.string()))
+        else:
+            fields.append(f)
+    return table.cast(pa.schema(fields))
+
+
+def quarantine_entries(entity: str, raw: pa.Table, refused: pa.Table) -> pa.Table:
+    """Quarantine rows for the refused ``_row`` indices, with the original values as JSON."""
+    rows = refused["_row"]
+    return pa.table(
+        {
+            "entity": pa.array([entity] * len(rows), pa.string()),
+            "source_row": rows.cast(pa.int64()),
+            "reason": refused["reason"].cast(pa.string()),
+            "detail": refused["detail"].cast(pa.string()),
+            "record": pa.array(records_as_json(raw.take(rows)), pa.string()),
+        },
+        schema=QUARANTINE_SCHEMA,
+    )
