@@ -1,0 +1,19 @@
+# CPU image: the whole service from the same pyproject.toml the tests use.
+# Build from the repository root: docker build -f docker/cpu.Dockerfile -t marc-batch:cpu .
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+WORKDIR /opt/marc-batch
+COPY pyproject.toml README.md ./
+COPY marc_batch ./marc_batch
+COPY flows ./flows
+RUN pip install . \
+    && pip install --no-deps "recbole==1.2.1"
+
+RUN useradd --create-home --uid 1000 marc
+USER marc
+WORKDIR /home/marc
+ENTRYPOINT ["marc-batch"]
+CMD ["--help"]
