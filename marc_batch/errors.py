@@ -25,3 +25,7 @@ class TemplateError(MarcBatchError):
 
 class ErrorBudgetExceeded(MarcBatchError):
     """More rows were quarantined than the configured error budget allows."""
+
+
+class IndexRecallError(MarcBatchError):
+    """An approximate index missed its recall target; it must not be published."""

@@ -1,10 +1,10 @@
 """Typed configuration: one file plus ``MARC_BATCH_*`` environment overrides."""
 
+from marc_batch.config.index import IndexConfig
 from marc_batch.config.loader import Config, load_config
 from marc_batch.config.runtime import (
     EncodeConfig,
     FlowsConfig,
-    IndexConfig,
     ModelConfig,
     StoreConfig,
 )

@@ -14,10 +14,10 @@ import yaml
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from marc_batch.config.index import IndexConfig
 from marc_batch.config.runtime import (
     EncodeConfig,
     FlowsConfig,
-    IndexConfig,
     ModelConfig,
     StoreConfig,
 )

@@ -1,4 +1,4 @@
-"""Settings of the model, encoder, store, index and flows.
+"""Settings of the model, encoder, store and flows.
 
 Each section is small on purpose: it names the choices an operator makes
 per deployment; the components that read them own their defaults here.
@@ -41,17 +41,6 @@ class StoreConfig(BaseModel):
     root: str = Field("marc-store", description="A local directory or an s3:// URI.")
     dtype: Literal["float32", "float16"] = "float32"
     shards: int = Field(8, ge=1, le=4096)
-
-
-class IndexConfig(BaseModel):
-    """FAISS index publishing and its recall gate."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    recall_target: float = Field(0.95, gt=0.0, le=1.0)
-    flat_max_rows: int = Field(
-        100_000, ge=1, description="Up to this many vectors the exact Flat index is used."
-    )
 
 
 class FlowsConfig(BaseModel):

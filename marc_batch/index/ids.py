@@ -1,0 +1,64 @@
+"""Catalogue ids as FAISS ids.
+
+FAISS labels vectors with int64. When every catalogue id is a canonical
+decimal int64 (as in MovieLens), the index uses the catalogue's own ids, so
+``faiss.read_index`` alone answers in catalogue terms. Otherwise ids get
+dense positions and the mapping table, stored beside the index, translates.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+ID_MAP_SCHEMA = pa.schema([("faiss_id", pa.int64()), ("id", pa.string())])
+
+
+@dataclass(frozen=True)
+class IdMap:
+    """A bijection between catalogue ids (strings) and FAISS ids (int64)."""
+
+    table: pa.Table
+    native: bool
+
+    @classmethod
+    def for_ids(cls, ids: pa.Array | pa.ChunkedArray) -> "IdMap":
+        ids = pa.chunked_array([ids]) if isinstance(ids, pa.Array) else ids
+        ids = ids.cast(pa.string())
+        native = _all_canonical_int64(ids)
+        faiss_ids = (
+            ids.cast(pa.int64()) if native else pa.array(np.arange(len(ids), dtype=np.int64))
+        )
+        return cls(pa.table({"faiss_id": faiss_ids, "id": ids}, schema=ID_MAP_SCHEMA), native)
+
+    @property
+    def faiss_ids(self) -> np.ndarray:
+        return self.table["faiss_id"].to_numpy()
+
+    def to_faiss(self, ids: list[str]) -> np.ndarray:
+        """FAISS ids of catalogue ids; -1 for an id not in the map."""
+        index = pc.index_in(pa.array(ids, pa.string()), value_set=self.table["id"].combine_chunks())
+        positions = index.fill_null(-1).to_numpy(zero_copy_only=False)
+        return np.where(positions >= 0, self.faiss_ids[np.maximum(positions, 0)], -1)
+
+    def to_catalogue(self, faiss_ids: np.ndarray) -> list[str | None]:
+        """Catalogue ids of FAISS ids; None for -1 (FAISS's "no result")."""
+        lookup = pc.index_in(
+            pa.array(faiss_ids.ravel(), pa.int64()),
+            value_set=self.table["faiss_id"].combine_chunks(),
+        )
+        return pc.take(self.table["id"], lookup).to_pylist()
+
+
+def _all_canonical_int64(ids: pa.ChunkedArray) -> bool:
+    """True if every id round-trips through int64 unchanged ('7' yes; '007', '+7', '7.0' no)."""
+    if ids.null_count or len(ids) == 0:
+        return False
+    if not pc.all(pc.match_substring_regex(ids, r"^(0|-?[1-9][0-9]{0,18})$")).as_py():
+        return False
+    try:
+        as_int = ids.cast(pa.int64())
+    except pa.ArrowInvalid:
+        return False
+    return pc.all(pc.equal(as_int.cast(pa.string()), ids)).as_py()
