@@ -29,3 +29,7 @@ class ErrorBudgetExceeded(MarcBatchError):
 
 class IndexRecallError(MarcBatchError):
     """An approximate index missed its recall target; it must not be published."""
+
+
+class EncodeError(MarcBatchError):
+    """Texts could not be encoded (e.g. one text alone does not fit in device memory)."""

@@ -1,0 +1,28 @@
+"""Token-budget batching with length bucketing.
+
+A batch costs (texts x longest text) padded tokens, so a fixed batch size
+either wastes compute on padding or overflows memory on long texts. Texts
+are therefore sorted by length within a window (a bounded look-ahead, so
+streaming still works) and packed greedily while the padded size stays
+within the budget. The output order is restored by the caller from the
+indices each batch carries.
+"""
+
+import numpy as np
+
+
+def plan_batches(lengths: np.ndarray, token_budget: int) -> list[np.ndarray]:
+    """Split positions ``0..len(lengths)`` into batches of at most ``token_budget`` padded tokens.
+
+    Longest first, so an out-of-memory error shows up on the first batch
+    rather than hours in. A text longer than the budget gets a batch of its own.
+    """
+    order = np.argsort(-lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        longest = max(int(lengths[order[start]]), 1)
+        size = max(1, token_budget // longest)
+        batches.append(order[start : start + size])
+        start += size
+    return batches
