@@ -10,7 +10,9 @@ from marc_batch.encode.shards import shard_of
 def test_shards_are_stable_across_processes_and_balanced() -> None:
     ids = [f"item-{i}" for i in range(20_000)]
     here = shard_of(pa.array(ids), 8)
-    code = "from marc_batch.encode.shards import shard_of; print(shard_of(['item-7', 'x'], 8).tolist())"
+    code = (
+        "from marc_batch.encode.shards import shard_of;print(shard_of(['item-7', 'x'], 8).tolist())"
+    )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert other.stdout.strip() == str([int(here[7]), int(shard_of(["x"], 8)[0])])
     counts = np.bincount(here, minlength=8)
