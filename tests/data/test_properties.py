@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from marc_batch.data.records import ItemRecord
-from marc_batch.data.templates import Template
+from marc_batch.data.templates import Template, text_hash
 from marc_batch.data.validate import ITEMS, validate
 
 MAX_BYTES = 64
@@ -42,6 +42,7 @@ VALUE = st.one_of(
     st.binary(max_size=12),
     st.just(b"\xff\xfe"),
     st.just(b"\xed\xa0\x80"),  # an encoded surrogate: not valid UTF-8
+    st.just(b"y" * 1_000_000),
 )
 
 
@@ -85,3 +86,14 @@ def test_validation_matches_the_record_model_and_conserves_rows(rows: list) -> N
 
     rendered = Template("{title} #{id}").render(result.accepted).to_pylist()
     assert rendered == [f"{row['title']} #{row['id']}" for row in result.accepted.to_pylist()]
+
+
+def test_megabyte_texts_validate_render_and_hash() -> None:
+    title = "\u202eévil\x00 🙂 " * 70_000  # about 1 MB of RTL, NUL and emoji
+    raw = pa.table({"id": ["big", "small"], "title": [title, "ok"]})
+    result = validate(raw, ITEMS, max_text_bytes=2_000_000)
+    assert result.accepted.num_rows == 2
+    rendered = Template("{title}!").render(result.accepted)
+    assert rendered[0].as_py() == title + "!"
+    assert len(text_hash(rendered, "v1").to_pylist()[0]) == 32
+    assert validate(raw, ITEMS, max_text_bytes=1_000).reason_counts() == {"TEXT_TOO_LONG": 1}
