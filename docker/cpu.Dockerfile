@@ -1,6 +1,9 @@
 # CPU image: the whole service from the same pyproject.toml the tests use.
 # Build from the repository root: docker build -f docker/cpu.Dockerfile -t marc-batch:cpu .
+# Pass --build-arg PIP_EXTRA_INDEX_URL=<a CPU-only torch wheel index> to keep the
+# image small; without it the default (CUDA) torch wheel is used, which also runs on CPU.
 FROM python:3.11-slim
+ARG PIP_EXTRA_INDEX_URL=
 
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
