@@ -44,9 +44,20 @@ class StoreConfig(BaseModel):
 
 
 class FlowsConfig(BaseModel):
-    """Defaults of the Prefect flows."""
+    """Defaults of the Prefect flows and where their shard tasks run.
+
+    ``runner`` picks the engine: ``threads`` on this machine, or an existing
+    distributed engine through Prefect's task runners, ``dask`` (a temporary
+    local cluster of ``workers`` processes, or the scheduler at
+    ``cluster_address``) or ``ray`` (``ray://`` or ``auto`` address; each
+    encode task asks Ray for ``gpus_per_task`` GPUs).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     channel: str = Field("latest", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     nightly_cron: str = "0 2 * * *"
+    runner: Literal["threads", "dask", "ray"] = "threads"
+    workers: int = Field(2, ge=1, description="Threads, or local cluster processes.")
+    cluster_address: str | None = Field(None, description="An existing Dask or Ray cluster.")
+    gpus_per_task: float = Field(0.0, ge=0.0, description="Ray only: GPUs reserved per task.")

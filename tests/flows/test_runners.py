@@ -1,0 +1,46 @@
+"""Shard tasks spread over a real local Dask cluster give what the thread runner gives."""
+
+import hashlib
+import importlib.util
+import os
+from contextlib import nullcontext
+
+import pytest
+from prefect import flow, task
+
+from flows.runners import gpu_request, task_runner
+from marc_batch.config import FlowsConfig
+from marc_batch.errors import ConfigError
+
+
+@task
+def digest_shard(shard: int) -> tuple[int, str, int]:
+    return shard, hashlib.sha256(f"shard-{shard}".encode()).hexdigest(), os.getpid()
+
+
+@flow
+def digest_all(shards: int) -> list[tuple[int, str, int]]:
+    return [future.result() for future in digest_shard.map(range(shards))]
+
+
+def run(config: FlowsConfig) -> list[tuple[int, str, int]]:
+    return digest_all.with_options(task_runner=task_runner(config))(8)
+
+
+def test_dask_cluster_of_two_workers_matches_threads() -> None:
+    threads = run(FlowsConfig(runner="threads"))
+    dask = run(FlowsConfig(runner="dask", workers=2))
+    assert [row[:2] for row in dask] == [row[:2] for row in threads]
+    worker_pids = {row[2] for row in dask}
+    assert len(worker_pids) == 2 and os.getpid() not in worker_pids
+
+
+@pytest.mark.skipif(importlib.util.find_spec("prefect_ray") is not None, reason="ray installed")
+def test_ray_without_its_extra_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"marc-batch\[ray\]"):
+        task_runner(FlowsConfig(runner="ray"))
+
+
+def test_gpus_are_requested_only_on_ray() -> None:
+    assert isinstance(gpu_request(FlowsConfig(runner="dask", gpus_per_task=1)), nullcontext)
+    assert isinstance(gpu_request(FlowsConfig(runner="ray", gpus_per_task=0)), nullcontext)
