@@ -76,21 +76,38 @@ def merged_table(
     entity: str,
     columns: Sequence[str] = ("id",),
     verify: bool = False,
+    with_shard: bool = False,
 ) -> pa.Table:
-    """The live rows of one entity: each id once, with its newest row."""
+    """The live rows of one entity: each id once, with its newest row.
+
+    ``with_shard`` adds a ``shard`` column (the partition each row came from),
+    which compaction needs to write rows back where they were.
+    """
     check_entity(entity)
     names = ["id", *(c for c in columns if c != "id")]
-    rows = [
-        with_sequence(read_data_file(store, manifest, f, names, verify), f.sequence)
-        for f in manifest.data_files(entity)
-    ]
+    rows = []
+    for entry in manifest.data_files(entity):
+        table = read_data_file(store, manifest, entry, names, verify)
+        if with_shard:
+            table = table.append_column("shard", pa.repeat(pa.scalar(entry.shard), table.num_rows))
+        rows.append(with_sequence(table, entry.sequence))
     deletes = [
         with_sequence(read_data_file(store, manifest, f, ["id"], verify), f.sequence)
         for f in manifest.data_files(entity, "deletes")
     ]
     if not rows:
-        return row_schema(manifest.k, manifest.dtype).empty_table().select(names)
+        empty = row_schema(manifest.k, manifest.dtype).empty_table().select(names)
+        return empty.append_column("shard", pa.array([], pa.int64())) if with_shard else empty
     return merge(rows, deletes)
+
+
+def embedding_matrix(table: pa.Table, k: int) -> np.ndarray:
+    """The ``embedding`` column of a one-chunk table as an [n, k] view of its Arrow buffer."""
+    column = table["embedding"]
+    if column.num_chunks != 1:
+        column = pa.chunked_array([column.combine_chunks()])
+    values = column.chunk(0).flatten()
+    return values.to_numpy(zero_copy_only=True).reshape(table.num_rows, k)
 
 
 class Snapshot:
