@@ -11,6 +11,7 @@ Channels are moved only after the manifest is committed, so a channel never
 points at a version that does not exist.
 """
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +34,7 @@ from marc_batch.store.manifest import (
     new_snapshot_id,
     utc_now,
 )
-from marc_batch.store.paths import ENTITIES, check_entity, manifest_path
+from marc_batch.store.paths import ENTITIES, check_entity, manifest_path, new_index_path
 from marc_batch.store.reader import merged_table, read_data_file
 from marc_batch.store.store import Store
 from marc_batch.store.writer import DELETES_SCHEMA, PartitionWriter, build_rows, row_schema
@@ -146,8 +147,24 @@ class Transaction:
         self._writer("deletes", entity, 0).write(table)
         self.deleted.setdefault(entity, []).append(table["id"].combine_chunks())
 
-    def add_index(self, index: IndexFile) -> None:
+    def write_index(
+        self, entity: str, data: bytes, index_type: str, metric: str, rows: int
+    ) -> IndexFile:
+        """Store a serialised FAISS index (``faiss.serialize_index``) with this snapshot."""
+        path = new_index_path(entity)
+        with self.store.backend.writing(path) as handle:
+            handle.write(data)
+        index = IndexFile(
+            path=path,
+            entity=entity,
+            index_type=index_type,
+            metric=metric,
+            rows=rows,
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
         self.indexes.append(index)
+        return index
 
     def abort(self) -> None:
         for writer in self.writers.values():
@@ -156,7 +173,7 @@ class Transaction:
     def _finish_files(self) -> Change:
         change = Change()
         for writer in self.writers.values():
-            change.files.extend(writer.close(sequence=1))
+            change.files.extend(writer.close())
         for entity in ENTITIES:
             for name, source, target in (
                 ("written", self.written, change.written),
@@ -186,8 +203,14 @@ class Transaction:
                 counts[entity] = len(written)
                 continue
             assert self.base is not None
-            parent_ids = merged_table(self.store, self.base, entity)["id"]
             deleted = change.deleted.get(entity, pa.array([], pa.string()))
+            touched = change.touched(entity)
+            if not len(touched):
+                counts[entity] = self.base.rows.get(entity, 0)
+                continue
+            parent_ids = merged_table(self.store, self.base, entity, id_range=_bounds(touched))[
+                "id"
+            ]
             unknown = pc.invert(pc.is_in(deleted, value_set=parent_ids))
             if pc.any(unknown).as_py():
                 example = deleted.filter(unknown)[0].as_py()
@@ -266,21 +289,29 @@ class Transaction:
             if other.operation == "compaction":
                 continue
             for entity in ENTITIES:
+                mine = change.touched(entity)
+                if not len(mine):
+                    continue
                 theirs = [
                     read_data_file(self.store, other, f, ["id"], verify=False)["id"]
                     for f in other.files
-                    if f.entity == entity and f.sequence == version
+                    if f.entity == entity
+                    and f.sequence == version
+                    and f.may_contain(*_bounds(mine))
                 ]
                 if not theirs:
                     continue
-                overlap = pc.is_in(
-                    change.touched(entity), value_set=pa.chunked_array(theirs).combine_chunks()
-                )
+                overlap = pc.is_in(mine, value_set=pa.chunked_array(theirs).combine_chunks())
                 if pc.any(overlap).as_py():
                     raise SnapshotConflict(
                         f"version {version} changed some of the same {entity} ids; "
                         "re-run this change on top of it"
                     )
+
+
+def _bounds(ids: pa.Array) -> tuple[str, str]:
+    bounds = pc.min_max(ids)
+    return bounds["min"].as_py(), bounds["max"].as_py()
 
 
 def _rows(manifest: Manifest | None, entity: str) -> int:

@@ -52,6 +52,14 @@ class DataFile(BaseModel):
     size: int = Field(ge=0)
     sha256: Sha256
     sequence: int = Field(ge=1, description="Version of the snapshot that added this file.")
+    id_min: str | None = Field(None, description="Smallest id in the file (UTF-8 byte order).")
+    id_max: str | None = Field(None, description="Largest id in the file, for pruning lookups.")
+
+    def may_contain(self, low: str, high: str) -> bool:
+        """False only if no id in [low, high] can be in this file."""
+        if self.id_min is None or self.id_max is None:
+            return True
+        return self.id_min <= high and low <= self.id_max
 
 
 class IndexFile(BaseModel):

@@ -79,6 +79,10 @@ def new_deletes_path(entity: str) -> str:
     return f"{DELETES}/entity={check_entity(entity)}/{uuid.uuid4().hex}.parquet"
 
 
+def new_index_path(entity: str) -> str:
+    return f"{INDEXES}/entity={check_entity(entity)}/{uuid.uuid4().hex}.faiss"
+
+
 def staging_path(path: str) -> str:
     """Where a small file is prepared before it is published under ``path``."""
     head, _, name = path.rpartition("/")

@@ -11,6 +11,7 @@ can never mix embeddings of two models.
 
 import hashlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 import numpy as np
@@ -20,11 +21,14 @@ import pyarrow.parquet as pq
 
 from marc_batch.config.store import StoreConfig
 from marc_batch.errors import CorruptFile, StoreError
-from marc_batch.store.manifest import DataFile, Manifest
+from marc_batch.store.manifest import DataFile, IndexFile, Manifest
 from marc_batch.store.merge import merge, with_sequence
 from marc_batch.store.paths import ENTITIES, check_entity
 from marc_batch.store.store import Store
 from marc_batch.store.writer import DELETES_SCHEMA, row_schema
+
+WHOLE_FILE_BYTES = 8 * 2**20  # smaller files are fetched in one request, not page by page
+READ_THREADS = 8
 
 
 def read_data_file(
@@ -33,9 +37,11 @@ def read_data_file(
     """One file's rows, checked against the manifest; any mismatch is :class:`CorruptFile`."""
     backend = store.backend
     try:
-        if verify:
+        if verify or entry.size <= WHOLE_FILE_BYTES:
             data = backend.read_bytes(entry.path)
-            if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
+            if verify and (
+                len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256
+            ):
                 raise CorruptFile(f"{entry.path}: size or sha256 differs from the manifest")
             source = pa.BufferReader(data)
         else:
@@ -70,6 +76,18 @@ def read_data_file(
     return table
 
 
+def read_index_file(store: Store, manifest: Manifest, entry: IndexFile) -> bytes:
+    try:
+        data = store.backend.read_bytes(entry.path)
+    except FileNotFoundError:
+        raise CorruptFile(
+            f"{entry.path}: listed in version {manifest.version} but missing"
+        ) from None
+    if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
+        raise CorruptFile(f"{entry.path}: size or sha256 differs from the manifest")
+    return data
+
+
 def merged_table(
     store: Store,
     manifest: Manifest,
@@ -77,24 +95,34 @@ def merged_table(
     columns: Sequence[str] = ("id",),
     verify: bool = False,
     with_shard: bool = False,
+    id_range: tuple[str, str] | None = None,
 ) -> pa.Table:
     """The live rows of one entity: each id once, with its newest row.
 
     ``with_shard`` adds a ``shard`` column (the partition each row came from),
-    which compaction needs to write rows back where they were.
+    which compaction needs to write rows back where they were. ``id_range``
+    skips files whose id bounds exclude it: the result is exact for ids in the
+    range and may omit others, which is all a commit needs to check its ids.
     """
     check_entity(entity)
     names = ["id", *(c for c in columns if c != "id")]
-    rows = []
-    for entry in manifest.data_files(entity):
-        table = read_data_file(store, manifest, entry, names, verify)
-        if with_shard:
+
+    def read(entry: DataFile) -> pa.Table:
+        table = read_data_file(
+            store, manifest, entry, names if entry.kind == "rows" else ["id"], verify
+        )
+        if with_shard and entry.kind == "rows":
             table = table.append_column("shard", pa.repeat(pa.scalar(entry.shard), table.num_rows))
-        rows.append(with_sequence(table, entry.sequence))
-    deletes = [
-        with_sequence(read_data_file(store, manifest, f, ["id"], verify), f.sequence)
-        for f in manifest.data_files(entity, "deletes")
-    ]
+        return with_sequence(table, entry.sequence)
+
+    # Object stores are latency-bound: files are fetched in parallel.
+    def wanted(kind: str) -> list[DataFile]:
+        files = manifest.data_files(entity, kind)
+        return files if id_range is None else [f for f in files if f.may_contain(*id_range)]
+
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        rows = list(pool.map(read, wanted("rows")))
+        deletes = list(pool.map(read, wanted("deletes")))
     if not rows:
         empty = row_schema(manifest.k, manifest.dtype).empty_table().select(names)
         return empty.append_column("shard", pa.array([], pa.int64())) if with_shard else empty
@@ -150,6 +178,13 @@ class Snapshot:
         out = np.full((len(found), self.manifest.k), np.nan, dtype=matrix.dtype)
         out[found] = matrix[positions.drop_null().to_numpy()]
         return found, out
+
+    def index_bytes(self, entity: str) -> bytes:
+        """The serialised FAISS index, always checked against its sha256 first."""
+        entries = [i for i in self.manifest.indexes if i.entity == check_entity(entity)]
+        if not entries:
+            raise StoreError(f"version {self.version} has no {entity} index")
+        return read_index_file(self.store, self.manifest, entries[0])
 
     def duckdb(self, connection: duckdb.DuckDBPyConnection | None = None):
         """A DuckDB connection with one view per entity, ``embedding`` typed ``FLOAT[k]``."""

@@ -1,11 +1,9 @@
 """Full verification of a snapshot: every byte against the manifest, every count recomputed."""
 
-import hashlib
-
 from marc_batch.errors import CorruptFile
 from marc_batch.store.manifest import Manifest
 from marc_batch.store.paths import ENTITIES
-from marc_batch.store.reader import merged_table, read_data_file
+from marc_batch.store.reader import merged_table, read_data_file, read_index_file
 from marc_batch.store.store import Store
 from marc_batch.store.writer import row_schema
 
@@ -23,12 +21,9 @@ def validate(store: Store, manifest: Manifest) -> list[str]:
             problems.append(str(exc))
     for index in manifest.indexes:
         try:
-            data = store.backend.read_bytes(index.path)
-        except FileNotFoundError:
-            problems.append(f"{index.path}: listed in version {manifest.version} but missing")
-            continue
-        if len(data) != index.size or hashlib.sha256(data).hexdigest() != index.sha256:
-            problems.append(f"{index.path}: size or sha256 differs from the manifest")
+            read_index_file(store, manifest, index)
+        except CorruptFile as exc:
+            problems.append(str(exc))
     if problems:
         return problems
     for entity in ENTITIES:

@@ -148,6 +148,8 @@ class _OpenFile:
     writer: pq.ParquetWriter
     rows: int = 0
     input_bytes: int = 0
+    id_min: str | None = None
+    id_max: str | None = None
 
 
 class PartitionWriter:
@@ -177,7 +179,7 @@ class PartitionWriter:
         self.pending: list[pa.Table] = []
         self.pending_rows = 0
         self.current: _OpenFile | None = None
-        self.done: list[tuple[str, int, int, str]] = []
+        self.done: list[DataFile] = []
 
     def write(self, table: pa.Table) -> None:
         self.pending.append(table)
@@ -193,6 +195,10 @@ class PartitionWriter:
         handle = self.current or self._open()
         handle.writer.write_table(group, row_group_size=rows)
         handle.rows += rows
+        bounds = pc.min_max(group["id"])
+        low, high = bounds["min"].as_py(), bounds["max"].as_py()
+        handle.id_min = low if handle.id_min is None else min(handle.id_min, low)
+        handle.id_max = high if handle.id_max is None else max(handle.id_max, high)
         handle.input_bytes += rows * self.row_bytes
         failpoint("data.partial")
         if handle.input_bytes >= self.file_bytes:
@@ -216,30 +222,29 @@ class PartitionWriter:
         handle.writer.close()
         handle.stack.close()
         self.done.append(
-            (handle.path, handle.rows, handle.sink.size, handle.sink.digest.hexdigest())
+            DataFile(
+                path=handle.path,
+                kind=self.kind,
+                entity=self.entity,
+                shard=self.shard,
+                rows=handle.rows,
+                size=handle.sink.size,
+                sha256=handle.sink.digest.hexdigest(),
+                sequence=1,  # provisional: the commit assigns the version
+                id_min=handle.id_min,
+                id_max=handle.id_max,
+            )
         )
         self.current = None
         failpoint("data.written")
 
-    def close(self, sequence: int) -> list[DataFile]:
-        """Finish every file; ``sequence`` is provisional until the commit assigns a version."""
+    def close(self) -> list[DataFile]:
+        """Finish every file and describe them for the manifest."""
         if self.pending_rows:
             self._flush_group(self.pending_rows)
         if self.current is not None:
             self._close_file()
-        return [
-            DataFile(
-                path=path,
-                kind=self.kind,
-                entity=self.entity,
-                shard=self.shard,
-                rows=rows,
-                size=size,
-                sha256=digest,
-                sequence=sequence,
-            )
-            for path, rows, size, digest in self.done
-        ]
+        return self.done
 
     def abort(self) -> None:
         """Drop the open file; on object stores its upload never becomes visible."""

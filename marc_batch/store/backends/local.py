@@ -100,7 +100,10 @@ class LocalBackend(Backend):
         for directory, _, names in os.walk(base):
             for name in names:
                 full = Path(directory) / name
-                stat = full.lstat()
+                try:
+                    stat = full.lstat()
+                except FileNotFoundError:  # a staged file published or removed meanwhile
+                    continue
                 relative = full.relative_to(self.root).as_posix()
                 yield FileInfo(relative, stat.st_size, stat.st_mtime)
 
