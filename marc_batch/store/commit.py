@@ -131,13 +131,24 @@ class Transaction:
         if not 0 <= shard < self.store.config.shards:
             raise StoreError(f"shard {shard} is outside 0..{self.store.config.shards - 1}")
         table = build_rows(self.schema, ids, embeddings, text_hash, self.model.version, updated_at)
-        self._writer("rows", entity, shard).write(table)
-        self.written.setdefault(entity, []).append(table["id"].combine_chunks())
+        self.write_table(entity, table, shard)
 
     def write_table(self, entity: str, table: pa.Table, shard: int = 0) -> None:
         """Add rows that already have the row schema (compaction copies them as they are)."""
         self._writer("rows", entity, shard).write(table.cast(self.schema))
         self.written.setdefault(entity, []).append(table["id"].combine_chunks())
+        self._bound_memory()
+
+    def _bound_memory(self) -> None:
+        """Keep all partitions' buffered rows within one row group's worth of bytes.
+
+        Each partition buffers up to a row group; with many shards open at once
+        that would multiply, so the largest buffer is flushed early instead.
+        """
+        budget = self.store.config.row_group_bytes
+        writers = list(self.writers.values())
+        while sum(w.pending_bytes for w in writers) > budget:
+            max(writers, key=lambda w: w.pending_bytes).flush()
 
     def delete(self, entity: str, ids: Iterable[str] | pa.Array) -> None:
         """Remove ids from the parent snapshot (incremental mode only)."""

@@ -187,10 +187,17 @@ class Snapshot:
         return read_index_file(self.store, self.manifest, entries[0])
 
     def duckdb(self, connection: duckdb.DuckDBPyConnection | None = None):
-        """A DuckDB connection with one view per entity, ``embedding`` typed ``FLOAT[k]``."""
+        """A DuckDB connection with one view per entity, ``embedding`` typed ``FLOAT[k]``.
+
+        DuckDB has no half-precision type, so float16 snapshots are widened here.
+        """
         con = connection or duckdb.connect()
+        widened = pa.list_(pa.float32(), self.manifest.k)
         for entity in ENTITIES:
-            con.register(f"_{entity}_arrow", self.table(entity))
+            table = self.table(entity)
+            position = table.schema.get_field_index("embedding")
+            table = table.set_column(position, "embedding", table["embedding"].cast(widened))
+            con.register(f"_{entity}_arrow", table)
             con.execute(
                 f"CREATE OR REPLACE VIEW {entity} AS SELECT id, "
                 f"embedding::FLOAT[{self.manifest.k}] AS embedding, text_hash, model_version, "

@@ -238,10 +238,18 @@ class PartitionWriter:
         self.current = None
         failpoint("data.written")
 
-    def close(self) -> list[DataFile]:
-        """Finish every file and describe them for the manifest."""
+    @property
+    def pending_bytes(self) -> int:
+        return self.pending_rows * self.row_bytes
+
+    def flush(self) -> None:
+        """Write the buffered rows now, as a smaller row group, to free their memory."""
         if self.pending_rows:
             self._flush_group(self.pending_rows)
+
+    def close(self) -> list[DataFile]:
+        """Finish every file and describe them for the manifest."""
+        self.flush()
         if self.current is not None:
             self._close_file()
         return self.done

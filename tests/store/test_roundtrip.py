@@ -81,6 +81,9 @@ def test_float16_snapshots_read_as_float16(store_config: StoreConfig) -> None:
     ids, matrix = open_snapshot(store).matrix("item")
     assert matrix.dtype == np.float16
     assert np.allclose(matrix[0], written[ids[0]], atol=1e-2)
+    view = open_snapshot(store).duckdb()
+    (kind,) = view.execute("SELECT any_value(typeof(embedding)) FROM item").fetchone()
+    assert kind == f"FLOAT[{K}]"
 
 
 def test_incremental_snapshot_merges_to_the_newest_row_per_id(store: Store) -> None:
