@@ -12,6 +12,7 @@ file of the full snapshot (ids, hashes and timestamps included).
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -132,7 +133,7 @@ def main() -> None:
         return
     results = {
         "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
         "rows": args.rows,
         "k": args.k,
         "dtype": args.dtype,
