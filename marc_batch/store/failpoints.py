@@ -16,8 +16,9 @@ COMMIT_STEPS = (
     "data.partial",  # a data file is half written
     "data.written",  # one data file is complete, others are not
     "data.done",  # every data file is written, no manifest yet
-    "small.staged",  # a manifest or pointer is staged but not yet published (local only)
+    "manifest.staged",  # the manifest is staged but not yet linked in (local only)
     "manifest.committed",  # the manifest is published, the channel still points at the parent
+    "channel.staged",  # the new pointer is staged but not yet renamed in (local only)
     "channel.swapped",  # the channel points at the new snapshot; the publisher never returns
 )
 

@@ -214,6 +214,4 @@ def open_snapshot(
         store = StoreConfig(root=store)
     if isinstance(store, StoreConfig):
         store = Store(store)
-    if not isinstance(store, Store):
-        raise StoreError(f"cannot open a snapshot store from {store!r}")
     return Snapshot(store, store.resolve(ref), verify)

@@ -55,19 +55,19 @@ class LocalBackend(Backend):
     def read_bytes(self, path: str) -> bytes:
         return self._abs(path).read_bytes()
 
-    def _stage(self, path: str, data: bytes) -> Path:
+    def _stage(self, path: str, data: bytes, step: str) -> Path:
         staged = self._abs(staging_path(path))
         staged.parent.mkdir(parents=True, exist_ok=True)
         with staged.open("xb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        failpoint("small.staged")
+        failpoint(step)
         return staged
 
     def put_if_absent(self, path: str, data: bytes) -> None:
         target = self._abs(path)
-        staged = self._stage(path, data)
+        staged = self._stage(path, data, "manifest.staged")
         try:
             os.link(staged, target)
         except FileExistsError:
@@ -91,7 +91,7 @@ class LocalBackend(Backend):
             current = self.read_tagged(path)
             if (current[1] if current else None) != expected:
                 raise PreconditionFailed(path)
-            staged = self._stage(path, data)
+            staged = self._stage(path, data, "channel.staged")
             os.replace(staged, target)
             _fsync_dir(target.parent)
 
