@@ -5,8 +5,9 @@ put-if-absent: of all publishers that try version N exactly one succeeds,
 and until it does no reader can see any of its files. A publisher that loses
 re-reads the log and rebases: an incremental change whose ids do not overlap
 the ids changed by the versions committed meanwhile (and whose model and k
-match) is re-applied on top of the new head and retried; otherwise the
-publisher gets :class:`SnapshotConflict` and nothing it wrote is visible.
+match) is re-applied on top of the new head and retried. Otherwise (an
+overlap, an overwrite committed meanwhile, a different model) the publisher
+gets :class:`SnapshotConflict` and nothing it wrote is visible.
 Channels are moved only after the manifest is committed, so a channel never
 points at a version that does not exist.
 """
@@ -157,6 +158,7 @@ class Transaction:
         table = pa.table({"id": pa.array(ids, pa.string())}, schema=DELETES_SCHEMA)
         self._writer("deletes", entity, 0).write(table)
         self.deleted.setdefault(entity, []).append(table["id"].combine_chunks())
+        self._bound_memory()
 
     def write_index(
         self, entity: str, data: bytes, index_type: str, metric: str, rows: int
@@ -299,6 +301,11 @@ class Transaction:
             self._check_compatible(other)
             if other.operation == "compaction":
                 continue
+            if other.operation == "overwrite":
+                raise SnapshotConflict(
+                    f"version {version} replaced every row while this change was written; "
+                    "re-run it against that version"
+                )
             for entity in ENTITIES:
                 mine = change.touched(entity)
                 if not len(mine):

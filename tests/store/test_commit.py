@@ -51,6 +51,16 @@ def test_overlapping_incremental_changes_conflict(store: Store) -> None:
     assert store.versions() == [1, 2]
 
 
+def test_an_incremental_change_does_not_rebase_onto_an_overwrite(store: Store) -> None:
+    put(transaction(store, "overwrite"), "a", "b").commit()
+    slow = put(transaction(store), "c")
+    slow.delete("item", ["a"])
+    put(transaction(store, "overwrite"), "x").commit()
+    with pytest.raises(SnapshotConflict, match="replaced every row"):
+        slow.commit()
+    assert open_snapshot(store).table("item")["id"].to_pylist() == ["x"]
+
+
 def test_a_snapshot_never_mixes_models_or_widths(store: Store) -> None:
     put(transaction(store, "overwrite"), "a").commit()
     with pytest.raises(SnapshotConflict, match="must match its parent"):
