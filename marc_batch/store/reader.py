@@ -115,11 +115,11 @@ def merged_table(
             table = table.append_column("shard", pa.repeat(pa.scalar(entry.shard), table.num_rows))
         return with_sequence(table, entry.sequence)
 
-    # Object stores are latency-bound: files are fetched in parallel.
     def wanted(kind: str) -> list[DataFile]:
         files = manifest.data_files(entity, kind)
         return files if id_range is None else [f for f in files if f.may_contain(*id_range)]
 
+    # Object stores are latency-bound: files are fetched in parallel.
     with ThreadPoolExecutor(READ_THREADS) as pool:
         rows = list(pool.map(read, wanted("rows")))
         deletes = list(pool.map(read, wanted("deletes")))
