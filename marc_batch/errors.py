@@ -33,3 +33,27 @@ class IndexRecallError(MarcBatchError):
 
 class EncodeError(MarcBatchError):
     """Texts could not be encoded (e.g. one text alone does not fit in device memory)."""
+
+
+class StoreError(MarcBatchError):
+    """A snapshot store operation cannot proceed; the published state is unchanged."""
+
+
+class ManifestError(StoreError):
+    """A manifest is malformed or names something it may not (a path outside the root)."""
+
+
+class SnapshotNotFound(StoreError):
+    """No retained snapshot or channel has the requested version, id or name."""
+
+
+class SnapshotConflict(StoreError):
+    """Another publisher committed first and the two changes cannot both stand."""
+
+
+class ChannelConflict(StoreError):
+    """A channel moved between reading it and updating it."""
+
+
+class CorruptFile(StoreError):
+    """A file's size, checksum, row count or schema differs from what its manifest records."""

@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from marc_batch.config import Config
 from marc_batch.data.ingest import IngestReport
 from marc_batch.data.records import InteractionRecord, ItemRecord, QuarantineEntry, UserRecord
+from marc_batch.store.channels import ChannelPointer
+from marc_batch.store.manifest import Manifest
 
 PUBLISHED: dict[str, type[BaseModel]] = {
     "config": Config,
@@ -21,6 +23,8 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "interaction": InteractionRecord,
     "quarantine-entry": QuarantineEntry,
     "ingest-report": IngestReport,
+    "manifest": Manifest,
+    "channel-pointer": ChannelPointer,
 }
 
 

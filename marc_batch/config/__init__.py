@@ -6,9 +6,9 @@ from marc_batch.config.runtime import (
     EncodeConfig,
     FlowsConfig,
     ModelConfig,
-    StoreConfig,
 )
 from marc_batch.config.sources import SourcesConfig, SplitConfig, TableSource
+from marc_batch.config.store import S3Config, StoreConfig
 from marc_batch.config.templates import TemplatesConfig
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "FlowsConfig",
     "IndexConfig",
     "ModelConfig",
+    "S3Config",
     "SourcesConfig",
     "SplitConfig",
     "StoreConfig",

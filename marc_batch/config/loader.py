@@ -19,9 +19,9 @@ from marc_batch.config.runtime import (
     EncodeConfig,
     FlowsConfig,
     ModelConfig,
-    StoreConfig,
 )
 from marc_batch.config.sources import SourcesConfig
+from marc_batch.config.store import StoreConfig
 from marc_batch.config.templates import TemplatesConfig
 from marc_batch.errors import ConfigError
 

@@ -1,4 +1,4 @@
-"""Settings of the model, encoder, store and flows.
+"""Settings of the model, encoder and flows.
 
 Each section is small on purpose: it names the choices an operator makes
 per deployment; the components that read them own their defaults here.
@@ -31,16 +31,6 @@ class EncodeConfig(BaseModel):
     max_length: int = Field(256, ge=8, description="Tokens per text; longer texts are cut.")
     token_budget: int = Field(16_384, ge=64, description="Padded tokens per batch.")
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
-
-
-class StoreConfig(BaseModel):
-    """Where snapshots, quarantine files and run outputs are written."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    root: str = Field("marc-store", description="A local directory or an s3:// URI.")
-    dtype: Literal["float32", "float16"] = "float32"
-    shards: int = Field(8, ge=1, le=4096)
 
 
 class FlowsConfig(BaseModel):

@@ -1,0 +1,102 @@
+"""A store in an S3-compatible bucket, through fsspec's ``s3fs``.
+
+S3 has no rename, so nothing is staged: data files stream up as multipart
+uploads that become visible only when completed; manifests are created with
+``If-None-Match: *`` (the server admits one writer per key); channel
+pointers are replaced with ``If-Match: <etag>`` (the server refuses the
+write if another publisher replaced the object since it was read). Both
+are answered with HTTP 412 by a losing writer. Listings are strongly
+consistent on AWS S3 since 2020; caches in s3fs are switched off so that
+every read sees the latest committed state.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import BinaryIO
+
+import s3fs
+
+from marc_batch.config.store import S3Config
+from marc_batch.store.backends.base import Backend, FileInfo, PreconditionFailed
+from marc_batch.store.paths import check_relative
+
+_CONFLICT_STATUS = (409, 412)  # 409: a concurrent conditional write is still in flight
+
+
+def _lost_condition(exc: OSError) -> bool:
+    if isinstance(exc, FileExistsError):
+        return True
+    response = getattr(exc.__cause__, "response", None) or {}
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode") in _CONFLICT_STATUS
+
+
+class S3Backend(Backend):
+    def __init__(self, uri: str, config: S3Config) -> None:
+        self.uri = uri.rstrip("/")
+        self.base = self.uri.removeprefix("s3://")
+        client_kwargs = {"region_name": config.region} if config.region else {}
+        self.fs = s3fs.S3FileSystem(
+            endpoint_url=config.endpoint_url,
+            client_kwargs=client_kwargs,
+            use_listings_cache=False,
+            skip_instance_cache=True,
+        )
+
+    def _key(self, path: str) -> str:
+        return f"{self.base}/{check_relative(path)}"
+
+    @contextmanager
+    def writing(self, path: str) -> Iterator[BinaryIO]:
+        handle = self.fs.open(self._key(path), "wb")
+        try:
+            yield handle
+        except BaseException:
+            handle.discard()
+            raise
+        handle.close()
+
+    def open_read(self, path: str) -> BinaryIO:
+        return self.fs.open(self._key(path), "rb")
+
+    def read_bytes(self, path: str) -> bytes:
+        return self.fs.cat_file(self._key(path))
+
+    def put_if_absent(self, path: str, data: bytes) -> None:
+        try:
+            self.fs.pipe_file(self._key(path), data, mode="create")
+        except OSError as exc:
+            if _lost_condition(exc):
+                raise PreconditionFailed(path) from None
+            raise
+
+    def read_tagged(self, path: str) -> tuple[bytes, str] | None:
+        # The tag is read before the content: a replacement in between makes the
+        # later If-Match fail, never succeed on stale content.
+        key = self._key(path)
+        try:
+            etag = self.fs.info(key)["ETag"]
+            return self.fs.cat_file(key), etag
+        except FileNotFoundError:
+            return None
+
+    def swap(self, path: str, data: bytes, expected: str | None) -> None:
+        condition = {"mode": "create"} if expected is None else {"IfMatch": expected}
+        try:
+            self.fs.pipe_file(self._key(path), data, **condition)
+        except OSError as exc:
+            if _lost_condition(exc):
+                raise PreconditionFailed(path) from None
+            raise
+
+    def list(self, prefix: str) -> Iterator[FileInfo]:
+        found = self.fs.find(self._key(prefix), detail=True)
+        for key, info in found.items():
+            yield FileInfo(
+                key.removeprefix(self.base + "/"), info["size"], info["LastModified"].timestamp()
+            )
+
+    def delete(self, path: str) -> None:
+        try:
+            self.fs.rm_file(self._key(path))
+        except FileNotFoundError:
+            return

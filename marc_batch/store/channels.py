@@ -1,0 +1,119 @@
+"""Channels: named, movable pointers (``latest``, ``prod``, ...) to committed versions.
+
+A pointer is a small JSON file replaced only by compare-and-swap, so two
+writers can never both think they moved it. Publishing only ever moves a
+channel forward (a slower publisher that finds a newer version there leaves
+it alone); ``promote`` and ``rollback`` move it anywhere, but fail with
+:class:`ChannelConflict` if someone else moved it in between. Each pointer
+remembers where it pointed before, which is what ``rollback`` returns to.
+"""
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from marc_batch.errors import ChannelConflict, ManifestError, SnapshotNotFound
+from marc_batch.store.backends import Backend, PreconditionFailed
+from marc_batch.store.manifest import Manifest, utc_now
+from marc_batch.store.paths import CHANNELS, STAGING_MARK, channel_path
+
+HISTORY_LENGTH = 50
+
+
+class ChannelPointer(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: str
+    version: int = Field(ge=1)
+    snapshot_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    updated_at: datetime
+    history: list[int] = Field(default_factory=list, description="Earlier targets, newest first.")
+
+
+def read_channel(backend: Backend, name: str) -> tuple[ChannelPointer, str] | None:
+    """The pointer and its tag for a later swap, or None if the channel does not exist."""
+    found = backend.read_tagged(channel_path(name))
+    if found is None:
+        return None
+    data, tag = found
+    try:
+        return ChannelPointer.model_validate(json.loads(data)), tag
+    except (ValueError, ValidationError) as exc:
+        raise ManifestError(f"channel {name!r}: unreadable pointer: {exc}") from None
+
+
+def list_channels(backend: Backend) -> dict[str, ChannelPointer]:
+    names = [
+        info.path.removeprefix(f"{CHANNELS}/").removesuffix(".json")
+        for info in backend.list(CHANNELS)
+        if info.path.endswith(".json") and STAGING_MARK not in info.path
+    ]
+    channels = {}
+    for name in sorted(names):
+        found = read_channel(backend, name)
+        if found is not None:
+            channels[name] = found[0]
+    return channels
+
+
+def _pointer(name: str, target: Manifest, history: list[int]) -> bytes:
+    pointer = ChannelPointer(
+        channel=name,
+        version=target.version,
+        snapshot_id=target.snapshot_id,
+        updated_at=utc_now(),
+        history=history[:HISTORY_LENGTH],
+    )
+    return pointer.model_dump_json().encode("utf-8")
+
+
+def _pushed(current: ChannelPointer | None) -> list[int]:
+    return [] if current is None else [current.version, *current.history]
+
+
+def _swap(backend: Backend, name: str, data: bytes, tag: str | None) -> None:
+    try:
+        backend.swap(channel_path(name), data, tag)
+    except PreconditionFailed:
+        raise ChannelConflict(f"channel {name!r} was moved by someone else; retry") from None
+
+
+def advance(backend: Backend, name: str, target: Manifest) -> bool:
+    """Move ``name`` forward to ``target``; False if it already points at a newer version."""
+    while True:
+        found = read_channel(backend, name)
+        current, tag = found if found else (None, None)
+        if current is not None and current.version >= target.version:
+            return False
+        try:
+            _swap(backend, name, _pointer(name, target, _pushed(current)), tag)
+            return True
+        except ChannelConflict:
+            continue
+
+
+def move(backend: Backend, name: str, target: Manifest, expected: int | None = None) -> None:
+    """Point ``name`` at ``target``; with ``expected``, only if it still points there."""
+    found = read_channel(backend, name)
+    current, tag = found if found else (None, None)
+    if expected is not None and (current is None or current.version != expected):
+        now = "nothing" if current is None else f"version {current.version}"
+        raise ChannelConflict(f"channel {name!r} points at {now}, not version {expected}")
+    _swap(backend, name, _pointer(name, target, _pushed(current)), tag)
+
+
+def rollback(backend: Backend, name: str, load: Callable[[int], Manifest]) -> Manifest:
+    """Point ``name`` back at its previous target, forgetting the target it leaves."""
+    found = read_channel(backend, name)
+    if found is None:
+        raise SnapshotNotFound(f"no channel {name!r}")
+    current, tag = found
+    earlier = [i for i, v in enumerate(current.history) if v != current.version]
+    if not earlier:
+        raise SnapshotNotFound(f"channel {name!r} has no earlier target to roll back to")
+    position = earlier[0]
+    target = load(current.history[position])
+    _swap(backend, name, _pointer(name, target, current.history[position + 1 :]), tag)
+    return target

@@ -1,0 +1,217 @@
+"""The reader API of ranking teams: open a pinned version or a channel, get embeddings.
+
+A :class:`Snapshot` reads exactly the files its manifest lists, never a
+directory listing, so files of other snapshots and leftovers of crashed runs
+are invisible to it. Every Parquet page is checked against its CRC; with
+``verify=True`` each file's size and sha256 are also checked against the
+manifest before any byte of it is used. A file whose embedding width,
+dtype or model version differs from the manifest is refused, so a snapshot
+can never mix embeddings of two models.
+"""
+
+import hashlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from marc_batch.config.store import StoreConfig
+from marc_batch.errors import CorruptFile, StoreError
+from marc_batch.store.manifest import DataFile, IndexFile, Manifest
+from marc_batch.store.merge import merge, with_sequence
+from marc_batch.store.paths import ENTITIES, check_entity
+from marc_batch.store.store import Store
+from marc_batch.store.writer import DELETES_SCHEMA, row_schema
+
+WHOLE_FILE_BYTES = 8 * 2**20  # smaller files are fetched in one request, not page by page
+READ_THREADS = 8
+
+
+def read_data_file(
+    store: Store, manifest: Manifest, entry: DataFile, columns: Sequence[str], verify: bool
+) -> pa.Table:
+    """One file's rows, checked against the manifest; any mismatch is :class:`CorruptFile`."""
+    backend = store.backend
+    try:
+        if verify or entry.size <= WHOLE_FILE_BYTES:
+            data = backend.read_bytes(entry.path)
+            if verify and (
+                len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256
+            ):
+                raise CorruptFile(f"{entry.path}: size or sha256 differs from the manifest")
+            source = pa.BufferReader(data)
+        else:
+            source = backend.open_read(entry.path)
+        parquet = pq.ParquetFile(source, page_checksum_verification=True)
+        expected = (
+            row_schema(manifest.k, manifest.dtype) if entry.kind == "rows" else DELETES_SCHEMA
+        )
+        if not parquet.schema_arrow.equals(expected):
+            raise CorruptFile(
+                f"{entry.path}: schema differs from the manifest's (k={manifest.k}, "
+                f"dtype={manifest.dtype}): {parquet.schema_arrow}"
+            )
+        if parquet.metadata.num_rows != entry.rows:
+            raise CorruptFile(
+                f"{entry.path}: {parquet.metadata.num_rows} rows, manifest says {entry.rows}"
+            )
+        table = parquet.read(columns=list(columns))
+    except FileNotFoundError:
+        raise CorruptFile(
+            f"{entry.path}: listed in version {manifest.version} but missing"
+        ) from None
+    except (pa.ArrowException, OSError) as exc:
+        raise CorruptFile(f"{entry.path}: unreadable: {' '.join(str(exc).split())}") from None
+    if "model_version" in columns and table.num_rows:
+        versions = pc.unique(table["model_version"]).to_pylist()
+        if versions != [manifest.model.version]:
+            raise CorruptFile(
+                f"{entry.path}: model version {versions} differs from the snapshot's "
+                f"{manifest.model.version!r}; snapshots of different models cannot be mixed"
+            )
+    return table
+
+
+def read_index_file(store: Store, manifest: Manifest, entry: IndexFile) -> bytes:
+    try:
+        data = store.backend.read_bytes(entry.path)
+    except FileNotFoundError:
+        raise CorruptFile(
+            f"{entry.path}: listed in version {manifest.version} but missing"
+        ) from None
+    if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
+        raise CorruptFile(f"{entry.path}: size or sha256 differs from the manifest")
+    return data
+
+
+def merged_table(
+    store: Store,
+    manifest: Manifest,
+    entity: str,
+    columns: Sequence[str] = ("id",),
+    verify: bool = False,
+    with_shard: bool = False,
+    id_range: tuple[str, str] | None = None,
+) -> pa.Table:
+    """The live rows of one entity: each id once, with its newest row.
+
+    ``with_shard`` adds a ``shard`` column (the partition each row came from),
+    which compaction needs to write rows back where they were. ``id_range``
+    skips files whose id bounds exclude it: the result is exact for ids in the
+    range and may omit others, which is all a commit needs to check its ids.
+    """
+    check_entity(entity)
+    names = ["id", *(c for c in columns if c != "id")]
+
+    def read(entry: DataFile) -> pa.Table:
+        table = read_data_file(
+            store, manifest, entry, names if entry.kind == "rows" else ["id"], verify
+        )
+        if with_shard and entry.kind == "rows":
+            table = table.append_column("shard", pa.repeat(pa.scalar(entry.shard), table.num_rows))
+        return with_sequence(table, entry.sequence)
+
+    def wanted(kind: str) -> list[DataFile]:
+        files = manifest.data_files(entity, kind)
+        return files if id_range is None else [f for f in files if f.may_contain(*id_range)]
+
+    # Object stores are latency-bound: files are fetched in parallel.
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        rows = list(pool.map(read, wanted("rows")))
+        deletes = list(pool.map(read, wanted("deletes")))
+    if not rows:
+        empty = row_schema(manifest.k, manifest.dtype).empty_table().select(names)
+        return empty.append_column("shard", pa.array([], pa.int64())) if with_shard else empty
+    return merge(rows, deletes)
+
+
+def embedding_matrix(table: pa.Table, k: int) -> np.ndarray:
+    """The ``embedding`` column of a one-chunk table as an [n, k] view of its Arrow buffer."""
+    column = table["embedding"]
+    if column.num_chunks != 1:
+        column = pa.chunked_array([column.combine_chunks()])
+    values = column.chunk(0).flatten()
+    return values.to_numpy(zero_copy_only=True).reshape(table.num_rows, k)
+
+
+class Snapshot:
+    """One committed version, read-only; tables are read once and kept."""
+
+    def __init__(self, store: Store, manifest: Manifest, verify: bool = False) -> None:
+        self.store = store
+        self.manifest = manifest
+        self.verify = verify
+        self._tables: dict[str, pa.Table] = {}
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    def table(self, entity: str) -> pa.Table:
+        """Every column of the live rows, one chunk, ids sorted when layers were merged."""
+        if entity not in self._tables:
+            columns = row_schema(self.manifest.k, self.manifest.dtype).names
+            table = merged_table(self.store, self.manifest, entity, columns, self.verify)
+            self._tables[entity] = table.combine_chunks()
+        return self._tables[entity]
+
+    def matrix(self, entity: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, embeddings [n, k]); the matrix is a view of the Arrow buffer, not a copy."""
+        table = self.table(entity)
+        embedding = table["embedding"]
+        values = (
+            embedding.chunk(0).flatten() if embedding.num_chunks else pa.array([], pa.float32())
+        )
+        matrix = values.to_numpy(zero_copy_only=True).reshape(table.num_rows, self.manifest.k)
+        return table["id"].to_numpy(), matrix
+
+    def lookup(self, entity: str, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask, embeddings [len(ids), k]) in the order asked; missing ids get NaN rows."""
+        table = self.table(entity)
+        positions = pc.index_in(pa.array(ids, pa.string()), value_set=table["id"])
+        found = positions.is_valid().to_numpy(zero_copy_only=False)
+        _, matrix = self.matrix(entity)
+        out = np.full((len(found), self.manifest.k), np.nan, dtype=matrix.dtype)
+        out[found] = matrix[positions.drop_null().to_numpy()]
+        return found, out
+
+    def index_bytes(self, entity: str) -> bytes:
+        """The serialised FAISS index, always checked against its sha256 first."""
+        entries = [i for i in self.manifest.indexes if i.entity == check_entity(entity)]
+        if not entries:
+            raise StoreError(f"version {self.version} has no {entity} index")
+        return read_index_file(self.store, self.manifest, entries[0])
+
+    def duckdb(self, connection: duckdb.DuckDBPyConnection | None = None):
+        """A DuckDB connection with one view per entity, ``embedding`` typed ``FLOAT[k]``.
+
+        DuckDB has no half-precision type, so float16 snapshots are widened here.
+        """
+        con = connection or duckdb.connect()
+        widened = pa.list_(pa.float32(), self.manifest.k)
+        for entity in ENTITIES:
+            table = self.table(entity)
+            position = table.schema.get_field_index("embedding")
+            table = table.set_column(position, "embedding", table["embedding"].cast(widened))
+            con.register(f"_{entity}_arrow", table)
+            con.execute(
+                f"CREATE OR REPLACE VIEW {entity} AS SELECT id, "
+                f"embedding::FLOAT[{self.manifest.k}] AS embedding, text_hash, model_version, "
+                f"updated_at FROM _{entity}_arrow"
+            )
+        return con
+
+
+def open_snapshot(
+    store: Store | StoreConfig | str, ref: str | int = "latest", verify: bool = False
+) -> Snapshot:
+    """Open a version number, a snapshot id or a channel name (default ``latest``)."""
+    if isinstance(store, str):
+        store = StoreConfig(root=store)
+    if isinstance(store, StoreConfig):
+        store = Store(store)
+    return Snapshot(store, store.resolve(ref), verify)

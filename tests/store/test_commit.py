@@ -1,0 +1,92 @@
+"""One winner per version, rebases only when harmless, channels moved only by compare-and-swap."""
+
+import numpy as np
+import pytest
+
+from marc_batch.errors import ChannelConflict, SnapshotConflict, SnapshotNotFound
+from marc_batch.store import Store, Transaction, open_snapshot
+from marc_batch.store import channels as channel_ops
+
+K = 4
+
+
+def transaction(store: Store, mode: str = "incremental", model: str = "m1") -> Transaction:
+    return Transaction(store, model_version=model, k=K, mode=mode)
+
+
+def put(txn: Transaction, *ids: str) -> Transaction:
+    txn.write("item", list(ids), np.ones((len(ids), K)), [f"h{i}" for i in ids])
+    return txn
+
+
+def test_two_overwrites_from_the_same_head_have_one_winner(store: Store) -> None:
+    put(transaction(store, "overwrite"), "a").commit()
+    first, second = transaction(store, "overwrite"), transaction(store, "overwrite")
+    put(first, "b").commit()
+    put(second, "c")
+    with pytest.raises(SnapshotConflict, match="would undo"):
+        second.commit()
+    assert store.versions() == [1, 2]
+    assert open_snapshot(store).table("item")["id"].to_pylist() == ["b"]
+
+
+def test_disjoint_incremental_changes_rebase_and_both_land(store: Store) -> None:
+    put(transaction(store, "overwrite"), "a", "b").commit()
+    slow, fast = put(transaction(store), "c"), put(transaction(store), "d")
+    fast.delete("item", ["a"])
+    assert fast.commit().version == 2
+    rebased = slow.commit()
+    assert (rebased.version, rebased.parent_version) == (3, 2)
+    assert rebased.rows["item"] == 3
+    assert sorted(open_snapshot(store).table("item")["id"].to_pylist()) == ["b", "c", "d"]
+
+
+def test_overlapping_incremental_changes_conflict(store: Store) -> None:
+    put(transaction(store, "overwrite"), "a", "b").commit()
+    slow, fast = put(transaction(store), "a"), transaction(store)
+    fast.delete("item", ["a"])
+    fast.commit()
+    with pytest.raises(SnapshotConflict, match="same item ids"):
+        slow.commit()
+    assert store.versions() == [1, 2]
+
+
+def test_an_incremental_change_does_not_rebase_onto_an_overwrite(store: Store) -> None:
+    put(transaction(store, "overwrite"), "a", "b").commit()
+    slow = put(transaction(store), "c")
+    slow.delete("item", ["a"])
+    put(transaction(store, "overwrite"), "x").commit()
+    with pytest.raises(SnapshotConflict, match="replaced every row"):
+        slow.commit()
+    assert open_snapshot(store).table("item")["id"].to_pylist() == ["x"]
+
+
+def test_a_snapshot_never_mixes_models_or_widths(store: Store) -> None:
+    put(transaction(store, "overwrite"), "a").commit()
+    with pytest.raises(SnapshotConflict, match="must match its parent"):
+        transaction(store, model="m2")
+    with pytest.raises(SnapshotConflict, match="must match its parent"):
+        Transaction(store, model_version="m1", k=K + 1, mode="incremental")
+    slow = put(transaction(store), "b")
+    put(transaction(store, "overwrite", model="m2"), "z").commit()
+    with pytest.raises(SnapshotConflict, match="must match its parent"):
+        slow.commit()
+
+
+def test_channels_move_by_compare_and_swap_and_roll_back(store: Store) -> None:
+    for name in ("a", "b", "c"):
+        put(transaction(store, "overwrite"), name).commit(())
+    backend = store.backend
+    channel_ops.move(backend, "prod", store.manifest(1))
+    channel_ops.move(backend, "prod", store.manifest(3), expected=1)
+    with pytest.raises(ChannelConflict, match="points at version 3, not version 1"):
+        channel_ops.move(backend, "prod", store.manifest(2), expected=1)
+    assert not channel_ops.advance(backend, "prod", store.manifest(2))  # never backwards
+    assert channel_ops.rollback(backend, "prod", store.manifest).version == 1
+    with pytest.raises(SnapshotNotFound, match="no earlier target"):
+        channel_ops.rollback(backend, "prod", store.manifest)
+    assert open_snapshot(store, "prod").version == 1
+    with pytest.raises(SnapshotNotFound, match="no channel"):
+        open_snapshot(store, "staging")
+    snapshot_id = store.manifest(2).snapshot_id
+    assert open_snapshot(store, snapshot_id).version == 2
