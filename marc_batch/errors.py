@@ -25,3 +25,7 @@ class TemplateError(MarcBatchError):
 
 class ErrorBudgetExceeded(MarcBatchError):
     """More rows were quarantined than the configured error budget allows."""
+
+
+class ArtifactError(MarcBatchError):
+    """A model artifact is missing, incomplete, or does not match its recorded hashes."""

@@ -11,6 +11,7 @@ import typer
 
 from marc_batch.cli.ingest import ingest_command
 from marc_batch.cli.schemas import schemas_command
+from marc_batch.cli.train import train_command
 from marc_batch.errors import MarcBatchError
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.command("ingest")(ingest_command)
 app.command("schemas")(schemas_command)
+app.command("train")(train_command)
 
 
 def main() -> None:

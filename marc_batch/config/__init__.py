@@ -1,11 +1,11 @@
 """Typed configuration: one file plus ``MARC_BATCH_*`` environment overrides."""
 
 from marc_batch.config.loader import Config, load_config
+from marc_batch.config.model import LoraConfig, ModelConfig, TrainConfig
 from marc_batch.config.runtime import (
     EncodeConfig,
     FlowsConfig,
     IndexConfig,
-    ModelConfig,
     StoreConfig,
 )
 from marc_batch.config.sources import SourcesConfig, SplitConfig, TableSource
@@ -16,11 +16,13 @@ __all__ = [
     "EncodeConfig",
     "FlowsConfig",
     "IndexConfig",
+    "LoraConfig",
     "ModelConfig",
     "SourcesConfig",
     "SplitConfig",
     "StoreConfig",
     "TableSource",
     "TemplatesConfig",
+    "TrainConfig",
     "load_config",
 ]

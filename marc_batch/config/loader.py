@@ -14,11 +14,11 @@ import yaml
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from marc_batch.config.model import ModelConfig
 from marc_batch.config.runtime import (
     EncodeConfig,
     FlowsConfig,
     IndexConfig,
-    ModelConfig,
     StoreConfig,
 )
 from marc_batch.config.sources import SourcesConfig
