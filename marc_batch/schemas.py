@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from marc_batch.config import Config
 from marc_batch.data.ingest import IngestReport
 from marc_batch.data.records import InteractionRecord, ItemRecord, QuarantineEntry, UserRecord
+from marc_batch.evaluate.report import EvaluationReport
+from marc_batch.model.artifact import ArtifactConfig, ArtifactManifest
 
 PUBLISHED: dict[str, type[BaseModel]] = {
     "config": Config,
@@ -21,6 +23,9 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "interaction": InteractionRecord,
     "quarantine-entry": QuarantineEntry,
     "ingest-report": IngestReport,
+    "model-artifact-config": ArtifactConfig,
+    "model-artifact-manifest": ArtifactManifest,
+    "evaluation-report": EvaluationReport,
 }
 
 

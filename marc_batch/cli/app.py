@@ -9,6 +9,7 @@ import sys
 
 import typer
 
+from marc_batch.cli.evaluate import evaluate_command
 from marc_batch.cli.ingest import ingest_command
 from marc_batch.cli.schemas import schemas_command
 from marc_batch.cli.train import train_command
@@ -24,6 +25,7 @@ app = typer.Typer(
 app.command("ingest")(ingest_command)
 app.command("schemas")(schemas_command)
 app.command("train")(train_command)
+app.command("evaluate")(evaluate_command)
 
 
 def main() -> None:

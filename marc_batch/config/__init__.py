@@ -1,7 +1,7 @@
 """Typed configuration: one file plus ``MARC_BATCH_*`` environment overrides."""
 
 from marc_batch.config.loader import Config, load_config
-from marc_batch.config.model import LoraConfig, ModelConfig, TrainConfig
+from marc_batch.config.model import EvaluateConfig, LoraConfig, ModelConfig, TrainConfig
 from marc_batch.config.runtime import (
     EncodeConfig,
     FlowsConfig,
@@ -14,6 +14,7 @@ from marc_batch.config.templates import TemplatesConfig
 __all__ = [
     "Config",
     "EncodeConfig",
+    "EvaluateConfig",
     "FlowsConfig",
     "IndexConfig",
     "LoraConfig",

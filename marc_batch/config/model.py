@@ -101,3 +101,17 @@ class ModelConfig(BaseModel):
     )
     lora: LoraConfig = Field(default_factory=LoraConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+class EvaluateConfig(BaseModel):
+    """The downstream view: one CTR model, identical for every method, on frozen z."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    hidden: list[int] = Field(default_factory=lambda: [128, 64])
+    epochs: int = Field(10, ge=1)
+    patience: int = Field(2, ge=1, description="Epochs without a better validation AUC.")
+    batch_size: int = Field(1024, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)

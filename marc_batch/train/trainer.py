@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors.torch import load_file, save_file
 from sklearn.metrics import roc_auc_score
@@ -41,12 +42,13 @@ def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
 
 
 def progress_bar() -> Progress:
+    """On stderr, so that ``--json`` output on stdout stays one clean object."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
-        transient=False,
+        console=Console(stderr=True),
     )
 
 

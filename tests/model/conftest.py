@@ -30,33 +30,26 @@ def _save(directory: Path, model: torch.nn.Module) -> Path:
     return directory
 
 
+SIZES = {
+    "vocab_size": len(SPECIAL) + len(WORDS),
+    "hidden_size": 32,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+}
+
+
 @pytest.fixture(scope="session")
 def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(SPECIAL) + len(WORDS),
-        hidden_size=32,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    return _save(tmp_path_factory.mktemp("bert"), BertModel(config))
+    return _save(tmp_path_factory.mktemp("bert"), BertModel(BertConfig(**SIZES)))
 
 
 @pytest.fixture(scope="session")
 def qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=len(SPECIAL) + len(WORDS),
-        hidden_size=32,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        pad_token_id=0,
-    )
+    config = Qwen2Config(**SIZES, num_key_value_heads=2, pad_token_id=0)
     return _save(tmp_path_factory.mktemp("qwen2"), Qwen2Model(config))
 
 
