@@ -12,6 +12,7 @@ embedding output is replaced by the cached states.
 import copy
 import hashlib
 import importlib.util
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+import transformers
 from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model
 from torch import nn
@@ -93,6 +95,25 @@ def pool(states: torch.Tensor, mask: torch.Tensor, how: Literal["mean", "last"])
     return states[torch.arange(states.shape[0], device=states.device), last]
 
 
+def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer class the directory declares, else the one ``AutoTokenizer`` maps to.
+
+    ``AutoTokenizer`` prefers the class registered for the model type over the
+    declared one, which breaks a directory that pairs, e.g., a Qwen2 model with
+    a WordPiece vocabulary; the directory's own declaration is the better guide.
+    """
+    config_path = path / "tokenizer_config.json"
+    declared = None
+    if config_path.is_file():
+        declared = json.loads(config_path.read_text(encoding="utf-8")).get("tokenizer_class")
+    cls = getattr(transformers, declared or "", None) or getattr(
+        transformers, (declared or "").removesuffix("Fast"), None
+    )
+    if cls is None:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return cls.from_pretrained(path, local_files_only=True)
+
+
 class Backbone(nn.Module):
     """A Hugging Face base model plus its tokenizer, family and pooling."""
 
@@ -122,7 +143,7 @@ class Backbone(nn.Module):
     @classmethod
     def load(cls, path: Path, pooling: Literal["auto", "mean", "last"] = "auto") -> "Backbone":
         """Load from a local directory only; nothing is ever downloaded."""
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        tokenizer = load_tokenizer(path)
         model = AutoModel.from_pretrained(
             path, local_files_only=True, use_safetensors=True, dtype=torch.float32
         )

@@ -18,6 +18,9 @@ WORDS = [
 ]  # fmt: skip
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
+# Tiny matrices gain nothing from threads, and lose much when the cores are busy.
+torch.set_num_threads(1)
+
 
 def _tokenizer() -> BertTokenizer:
     return BertTokenizer(vocab={token: i for i, token in enumerate(SPECIAL + WORDS)})

@@ -1,4 +1,8 @@
-"""A matching task with a known answer: a user clicks exactly the items of their colour."""
+"""A matching task with a known answer: a user clicks exactly the items of their colour.
+
+The colour is the last word of every text, so last-token pooling (decoders)
+sees it as directly as mean pooling (encoders) does.
+"""
 
 from pathlib import Path
 

@@ -21,13 +21,14 @@ head_hidden = 16
 matching_hidden = [16]
 [model.train]
 epochs = 1
-users_per_step = 128
+users_per_step = 512
 pairs_per_user = 4
 user_max_length = 16
 item_max_length = 8
 [evaluate]
 seeds = [0, 1]
 epochs = 1
+batch_size = 8192
 hidden = [8]
 [store]
 root = "{tmp_path / "store"}"

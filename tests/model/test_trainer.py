@@ -22,7 +22,9 @@ def test_training_learns_the_colour_task(bert_dir: Path) -> None:
 
 
 def test_the_decoder_family_trains_too(qwen_dir: Path) -> None:
-    result = make_trainer(tiny_model_config(qwen_dir), colour_pairs()).fit()
+    # Last-token pooling of a random tiny decoder carries the colour less directly.
+    train = tiny_model_config(qwen_dir).train.model_copy(update={"epochs": 24, "patience": 24})
+    result = make_trainer(tiny_model_config(qwen_dir, train=train), colour_pairs()).fit()
     assert result.best_valid_auc > 0.9
 
 
