@@ -57,3 +57,7 @@ class ChannelConflict(StoreError):
 
 class CorruptFile(StoreError):
     """A file's size, checksum, row count or schema differs from what its manifest records."""
+
+
+class ArtifactError(MarcBatchError):
+    """A model artifact is missing, incomplete, or does not match its recorded hashes."""

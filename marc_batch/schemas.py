@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from marc_batch.config import Config
 from marc_batch.data.ingest import IngestReport
 from marc_batch.data.records import InteractionRecord, ItemRecord, QuarantineEntry, UserRecord
+from marc_batch.evaluate.report import EvaluationReport
+from marc_batch.model.artifact import ArtifactConfig, ArtifactManifest
 from marc_batch.store.channels import ChannelPointer
 from marc_batch.store.manifest import Manifest
 
@@ -25,6 +27,9 @@ PUBLISHED: dict[str, type[BaseModel]] = {
     "ingest-report": IngestReport,
     "manifest": Manifest,
     "channel-pointer": ChannelPointer,
+    "model-artifact-config": ArtifactConfig,
+    "model-artifact-manifest": ArtifactManifest,
+    "evaluation-report": EvaluationReport,
 }
 
 

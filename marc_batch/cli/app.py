@@ -9,9 +9,11 @@ import sys
 
 import typer
 
+from marc_batch.cli.evaluate import evaluate_command
 from marc_batch.cli.ingest import ingest_command
 from marc_batch.cli.schemas import schemas_command
 from marc_batch.cli.snapshots import snapshots_app
+from marc_batch.cli.train import train_command
 from marc_batch.errors import MarcBatchError
 
 app = typer.Typer(
@@ -24,6 +26,8 @@ app = typer.Typer(
 app.command("ingest")(ingest_command)
 app.command("schemas")(schemas_command)
 app.add_typer(snapshots_app, name="snapshots")
+app.command("train")(train_command)
+app.command("evaluate")(evaluate_command)
 
 
 def main() -> None:

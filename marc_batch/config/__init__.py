@@ -2,10 +2,10 @@
 
 from marc_batch.config.index import IndexConfig
 from marc_batch.config.loader import Config, load_config
+from marc_batch.config.model import EvaluateConfig, LoraConfig, ModelConfig, TrainConfig
 from marc_batch.config.runtime import (
     EncodeConfig,
     FlowsConfig,
-    ModelConfig,
 )
 from marc_batch.config.sources import SourcesConfig, SplitConfig, TableSource
 from marc_batch.config.store import S3Config, StoreConfig
@@ -14,8 +14,10 @@ from marc_batch.config.templates import TemplatesConfig
 __all__ = [
     "Config",
     "EncodeConfig",
+    "EvaluateConfig",
     "FlowsConfig",
     "IndexConfig",
+    "LoraConfig",
     "ModelConfig",
     "S3Config",
     "SourcesConfig",
@@ -23,5 +25,6 @@ __all__ = [
     "StoreConfig",
     "TableSource",
     "TemplatesConfig",
+    "TrainConfig",
     "load_config",
 ]

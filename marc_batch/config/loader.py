@@ -15,10 +15,10 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from marc_batch.config.index import IndexConfig
+from marc_batch.config.model import EvaluateConfig, ModelConfig
 from marc_batch.config.runtime import (
     EncodeConfig,
     FlowsConfig,
-    ModelConfig,
 )
 from marc_batch.config.sources import SourcesConfig
 from marc_batch.config.store import StoreConfig
@@ -38,6 +38,7 @@ class Config(BaseSettings):
     sources: SourcesConfig = Field(default_factory=SourcesConfig)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     encode: EncodeConfig = Field(default_factory=EncodeConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)

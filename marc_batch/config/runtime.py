@@ -1,4 +1,4 @@
-"""Settings of the model, encoder and flows.
+"""Settings of the encoder and flows.
 
 Each section is small on purpose: it names the choices an operator makes
 per deployment; the components that read them own their defaults here.
@@ -7,19 +7,6 @@ per deployment; the components that read them own their defaults here.
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-
-class ModelConfig(BaseModel):
-    """Which encoder produces embeddings and where trained versions live."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    backbone: str = Field(
-        "minilm",
-        description="A local Hugging Face directory, or 'minilm' for the bundled all-MiniLM-L6-v2.",
-    )
-    k: int = Field(64, ge=2, le=4096, description="Dimension of the published embeddings.")
-    registry: str = Field("models", description="Directory of registered model versions.")
 
 
 class EncodeConfig(BaseModel):

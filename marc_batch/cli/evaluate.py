@@ -1,0 +1,35 @@
+"""``marc-batch evaluate``: score MARC and the baselines; write the report and plots."""
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from marc_batch.cli.options import ConfigOption, JsonOption
+from marc_batch.config import load_config
+from marc_batch.evaluate.report import render_markdown, write_report
+from marc_batch.evaluate.run import evaluate
+from marc_batch.train.trainer import progress_bar
+
+
+def evaluate_command(
+    out: Annotated[Path, typer.Option(help="Directory for report.json, report.md and plots.")],
+    config: ConfigOption = None,
+    model: Annotated[str, typer.Option(help="Registered version to evaluate.")] = "current",
+    json_output: JsonOption = False,
+) -> None:
+    """Train the baselines, score all five methods over seeds, probe every layer."""
+    settings = load_config(config)
+    command = shlex.join(["marc-batch", *sys.argv[1:]])
+    with progress_bar() as progress:
+        report = evaluate(settings, model, command, progress)
+    paths = write_report(report, out)
+    if json_output:
+        typer.echo(report.model_dump_json())
+    else:
+        Console().print(render_markdown(report), markup=False)
+        for path in paths:
+            Console().print(f"wrote {path}", markup=False)

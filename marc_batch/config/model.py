@@ -1,0 +1,117 @@
+"""Settings of the MARC encoder and of its training recipe.
+
+The paper (known to us by its abstract only) leaves most architectural and
+training choices open; each one is a field here so that it can be ablated
+from a config file, and ``docs/marc.md`` says why each default was chosen.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Pooling = Literal["auto", "mean", "last"]
+Estimator = Literal["infonce", "hsic", "reconstruction"]
+
+
+class LoraConfig(BaseModel):
+    """Low-rank adapters on the backbone; only the top ``layers`` are adapted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rank: int = Field(8, ge=1, le=1024)
+    alpha: float = Field(16.0, gt=0.0)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    layers: int = Field(
+        1,
+        ge=1,
+        description="Adapt the top N transformer layers; the frozen layers below them run once "
+        "and their output is cached for the whole training run.",
+    )
+    target_modules: list[str] | None = Field(
+        None,
+        description="Linear modules to adapt; default: every attention and MLP projection "
+        "of the architecture family.",
+    )
+
+
+class TrainConfig(BaseModel):
+    """The optimisation recipe: the same one trains MARC and the proj-final baseline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = 0
+    epochs: int = Field(4, ge=1)
+    users_per_step: int = Field(32, ge=1, description="Users whose texts one step encodes.")
+    pairs_per_user: int = Field(
+        8, ge=1, description="Training pairs sampled per user and step (all if fewer)."
+    )
+    learning_rate: float = Field(1e-3, gt=0.0, description="Heads and matching network.")
+    backbone_learning_rate: float = Field(2e-4, gt=0.0, description="LoRA adapters.")
+    weight_decay: float = Field(0.01, ge=0.0)
+    warmup_fraction: float = Field(0.06, ge=0.0, lt=1.0)
+    grad_clip: float = Field(1.0, gt=0.0)
+    patience: int = Field(2, ge=1, description="Epochs without a better validation AUC.")
+    user_max_length: int = Field(
+        128, ge=8, description="Tokens kept of a user text (the newest behaviours come first)."
+    )
+    item_max_length: int = Field(64, ge=8)
+    encode_batch_tokens: int = Field(16_384, ge=64, description="Padded tokens per forward.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+
+
+class ModelConfig(BaseModel):
+    """Which encoder produces embeddings, how MARC is built and where versions live."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backbone: str = Field(
+        "minilm",
+        description="A local Hugging Face directory, or 'minilm' for the bundled all-MiniLM-L6-v2.",
+    )
+    k: int = Field(64, ge=2, le=4096, description="Dimension of the published embeddings.")
+    registry: str = Field("models", description="Directory of registered model versions.")
+    pooling: Pooling = Field(
+        "auto", description="auto: mean for encoders, last non-padding token for decoders."
+    )
+    layer: int = Field(
+        -1, description="Hidden state that feeds the compression net; -1 is the final layer."
+    )
+    head: Literal["mlp", "linear"] = Field(
+        "mlp", description="Compression net g; 'linear' is the proj-final baseline's head."
+    )
+    head_hidden: int = Field(256, ge=1)
+    shared_head: bool = Field(False, description="One compression net for users and items.")
+    matching: Literal["dcn", "dot"] = Field(
+        "dcn", description="Task adaptation net t; 'dot' scores z_u . z_i directly (proj-final)."
+    )
+    cross_layers: int = Field(2, ge=0, description="DCN-V2 cross layers of the matching net.")
+    matching_hidden: list[int] = Field(default_factory=lambda: [256, 128])
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    estimator: Estimator = Field("infonce", description="Information constraint I(h; z).")
+    lambda_info: float = Field(0.1, ge=0.0)
+    lambda_dec: float = Field(
+        0.0, ge=0.0, description="Weight of the HSIC penalty between z and t's hidden layer."
+    )
+    info_temperature: float = Field(0.1, gt=0.0, description="InfoNCE critic temperature.")
+    info_detach_h: bool = Field(
+        True,
+        description="The constraint shapes g only: h is a target, so the backbone cannot "
+        "lower the constraint by making h easier to predict.",
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+class EvaluateConfig(BaseModel):
+    """The downstream view: one CTR model, identical for every method, on frozen z."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    hidden: list[int] = Field(default_factory=lambda: [128, 64])
+    epochs: int = Field(10, ge=1)
+    patience: int = Field(2, ge=1, description="Epochs without a better validation AUC.")
+    batch_size: int = Field(1024, ge=1)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)

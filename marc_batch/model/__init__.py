@@ -1,0 +1,1 @@
+"""The MARC encoder: backbone, compression heads, matching net, information constraints."""

@@ -1,0 +1,81 @@
+"""A local registry of encoder versions and the pointer to the ``current`` one.
+
+Versions are directories named by their content hash, so registering the
+same artifact twice is a no-op and a version can never change under a
+reader. ``current.json`` is replaced atomically.
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from marc_batch.errors import ArtifactError
+from marc_batch.model.artifact import ArtifactConfig, load_artifact, verify_artifact
+from marc_batch.model.marc import MarcEncoder
+
+CURRENT = "current.json"
+
+
+class RegistryEntry(BaseModel):
+    version: str
+    current: bool
+    k: int
+    metrics: dict[str, float]
+
+
+class Registry:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, version: str) -> Path:
+        return self.root / version
+
+    def register(self, staged: Path, make_current: bool = True) -> str:
+        """Move a saved artifact into the registry (verified first) and return its version."""
+        version = verify_artifact(staged).version
+        target = self.path(version)
+        if target.exists():
+            shutil.rmtree(staged.parent)
+        else:
+            os.replace(staged, target)
+            shutil.rmtree(staged.parent, ignore_errors=True)
+        if make_current:
+            self.set_current(version)
+        return version
+
+    def set_current(self, version: str) -> None:
+        if not (self.path(version) / "manifest.json").is_file():
+            raise ArtifactError(f"no model version {version} in {self.root}")
+        temporary = self.root / f".{CURRENT}.tmp"
+        temporary.write_text(json.dumps({"version": version}) + "\n", encoding="utf-8")
+        os.replace(temporary, self.root / CURRENT)
+
+    def current(self) -> str:
+        pointer = self.root / CURRENT
+        if not pointer.is_file():
+            raise ArtifactError(f"no current model in {self.root}; run 'marc-batch train' first")
+        return json.loads(pointer.read_text(encoding="utf-8"))["version"]
+
+    def versions(self) -> list[RegistryEntry]:
+        current = self.current() if (self.root / CURRENT).is_file() else None
+        entries = []
+        for directory in sorted(self.root.glob("*/manifest.json")):
+            config = ArtifactConfig.model_validate_json(
+                (directory.parent / "config.json").read_text(encoding="utf-8")
+            )
+            version = directory.parent.name
+            entries.append(
+                RegistryEntry(
+                    version=version,
+                    current=version == current,
+                    k=config.model.k,
+                    metrics=config.metrics,
+                )
+            )
+        return entries
+
+    def load(self, version: str = "current") -> tuple[MarcEncoder, ArtifactConfig]:
+        return load_artifact(self.path(self.current() if version == "current" else version))

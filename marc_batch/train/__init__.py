@@ -1,0 +1,1 @@
+"""Training recipes and the evaluation protocol for MARC and its baselines."""

@@ -1,0 +1,55 @@
+"""``marc-batch train`` then ``evaluate`` end to end on MovieLens-100K with a tiny backbone."""
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from marc_batch.cli.app import app
+from marc_batch.evaluate.report import METHOD_ORDER
+
+
+def test_train_then_evaluate_writes_the_report(bert_dir: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[model]
+backbone = "{bert_dir}"
+k = 4
+registry = "{tmp_path / "models"}"
+head_hidden = 16
+matching_hidden = [16]
+[model.train]
+epochs = 1
+users_per_step = 512
+pairs_per_user = 4
+user_max_length = 16
+item_max_length = 8
+[evaluate]
+seeds = [0, 1]
+epochs = 1
+batch_size = 8192
+hidden = [8]
+[store]
+root = "{tmp_path / "store"}"
+""",
+        encoding="utf-8",
+    )
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "--config", str(config), "--json"])
+    assert trained.exit_code == 0, trained.output
+    version = json.loads(trained.stdout)["version"]
+    assert (tmp_path / "models" / version / "manifest.json").is_file()
+
+    out = tmp_path / "report"
+    evaluated = runner.invoke(app, ["evaluate", "--config", str(config), "--out", str(out)])
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["model_version"] == version
+    assert set(report["methods"]) == set(METHOD_ORDER)
+    assert all(len(m["test_auc"]) == 2 for m in report["methods"].values())
+    assert set(report["probe"]) == {"frozen", "proj-final", "marc"}
+    assert all(len(layers) == 4 for layers in report["probe"].values())
+    assert (out / "auc_per_layer.png").stat().st_size > 0
+    assert (out / "auc_per_method.png").stat().st_size > 0
+    assert "| `marc` |" in (out / "report.md").read_text()
