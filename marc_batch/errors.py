@@ -27,7 +27,11 @@ class ErrorBudgetExceeded(MarcBatchError):
     """More rows were quarantined than the configured error budget allows."""
 
 
-class IndexRecallError(MarcBatchError):
+class IndexBuildError(MarcBatchError):
+    """An index cannot be built from these ids or vectors."""
+
+
+class IndexRecallError(IndexBuildError):
     """An approximate index missed its recall target; it must not be published."""
 
 

@@ -17,6 +17,7 @@ class IndexConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    users: bool = Field(False, description="Also publish an index of user embeddings.")
     recall_target: float = Field(0.95, gt=0.0, le=1.0)
     recall_k: int = Field(10, ge=1, le=1000)
     flat_max_rows: int = Field(

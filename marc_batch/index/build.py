@@ -15,7 +15,7 @@ from typing import Literal
 import faiss
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from marc_batch.config import IndexConfig
 from marc_batch.errors import IndexRecallError
@@ -27,6 +27,7 @@ class IndexReport(BaseModel):
     """What was built and the recall it proved; recorded with the snapshot."""
 
     kind: Literal["flat", "ivf-flat", "ivf-sq8"]
+    factory: str = Field(description="The FAISS index_factory string that builds this index.")
     metric: Literal["inner_product"] = "inner_product"
     rows: int
     dim: int
@@ -80,6 +81,7 @@ def build_index(
         index.add_with_ids(vectors, id_map.faiss_ids)
         report = IndexReport(
             kind="flat",
+            factory="IDMap2,Flat",
             rows=rows,
             dim=dim,
             recall_k=config.recall_k,
@@ -98,14 +100,14 @@ def build_index(
     held_out = order[nlist * config.train_points_per_list :]
     queries = np.sort((held_out if len(held_out) else order)[: config.tuning_queries])
     codec = "Flat" if config.ann == "ivf-flat" else "SQ8"
-    index = faiss.index_factory(
-        dim, f"IDMap2,IVF{nlist}_HNSW{config.hnsw_m},{codec}", faiss.METRIC_INNER_PRODUCT
-    )
+    factory = f"IDMap2,IVF{nlist}_HNSW{config.hnsw_m},{codec}"
+    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     index.train(vectors[train])
     index.add_with_ids(vectors, id_map.faiss_ids)
     nprobe, recall = _tune(index, vectors, queries, id_map.faiss_ids, nlist, config)
     report = IndexReport(
         kind=config.ann,
+        factory=factory,
         rows=rows,
         dim=dim,
         nlist=nlist,

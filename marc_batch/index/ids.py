@@ -2,15 +2,21 @@
 
 FAISS labels vectors with int64. When every catalogue id is a canonical
 decimal int64 (as in MovieLens), the index uses the catalogue's own ids, so
-``faiss.read_index`` alone answers in catalogue terms. Otherwise ids get
-dense positions and the mapping table, stored beside the index, translates.
+``faiss.read_index`` alone answers in catalogue terms. Otherwise every id is
+labelled with the first 63 bits of its BLAKE2b digest: stable across runs
+and snapshots, so anyone holding the ids (the snapshot's ``id`` column) can
+rebuild the mapping, and a collision, vanishingly unlikely, is refused
+rather than silently merging two items.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from marc_batch.errors import IndexBuildError
 
 ID_MAP_SCHEMA = pa.schema([("faiss_id", pa.int64()), ("id", pa.string())])
 
@@ -27,9 +33,9 @@ class IdMap:
         ids = pa.chunked_array([ids]) if isinstance(ids, pa.Array) else ids
         ids = ids.cast(pa.string())
         native = _all_canonical_int64(ids)
-        faiss_ids = (
-            ids.cast(pa.int64()) if native else pa.array(np.arange(len(ids), dtype=np.int64))
-        )
+        faiss_ids = ids.cast(pa.int64()) if native else pa.array(_hash63(ids.to_pylist()))
+        if not native and len(pc.unique(faiss_ids)) != len(pc.unique(ids)):
+            raise IndexBuildError("two catalogue ids share a 63-bit hash; rename one of them")
         return cls(pa.table({"faiss_id": faiss_ids, "id": ids}, schema=ID_MAP_SCHEMA), native)
 
     @property
@@ -49,6 +55,17 @@ class IdMap:
             value_set=self.table["faiss_id"].combine_chunks(),
         )
         return pc.take(self.table["id"], lookup).to_pylist()
+
+
+def _hash63(ids: list[str]) -> np.ndarray:
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(i.encode(), digest_size=8).digest(), "little") >> 1
+            for i in ids
+        ),
+        dtype=np.int64,
+        count=len(ids),
+    )
 
 
 def _all_canonical_int64(ids: pa.ChunkedArray) -> bool:

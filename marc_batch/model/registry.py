@@ -77,5 +77,9 @@ class Registry:
             )
         return entries
 
+    def resolve(self, version: str = "current") -> str:
+        """The version id that ``version`` ('current' or an id) names."""
+        return self.current() if version == "current" else version
+
     def load(self, version: str = "current") -> tuple[MarcEncoder, ArtifactConfig]:
-        return load_artifact(self.path(self.current() if version == "current" else version))
+        return load_artifact(self.path(self.resolve(version)))

@@ -1,0 +1,170 @@
+"""The full refresh: ingest, encode every item and user, write a snapshot, index it, publish.
+
+Each entity is encoded shard by shard (shard = stable hash of the id), so
+memory holds one shard's texts at a time, and each shard becomes its own
+Parquet partition. The index is built and recall-checked before the commit:
+if it misses its target, the transaction is aborted and the channel keeps
+pointing at the previous snapshot. Conservation is checked before anything
+is published: rows in = rows embedded + rows quarantined.
+"""
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+from pydantic import BaseModel
+
+from marc_batch.config import Config
+from marc_batch.data.ingest import IngestReport, ingest
+from marc_batch.encode.marc import EntityEmbedder, prepare
+from marc_batch.encode.runtime import EncoderRuntime, resolve_device
+from marc_batch.encode.shards import shard_of
+from marc_batch.encode.stats import EncodeStats
+from marc_batch.errors import MarcBatchError
+from marc_batch.index import IndexReport, build_index
+from marc_batch.index.build import normalised
+from marc_batch.model.artifact import MANIFEST, file_sha256
+from marc_batch.model.registry import Registry
+from marc_batch.store import Store, Transaction
+
+ENTITY_TEXTS = {"item": "item_texts", "user": "user_texts"}
+
+
+class RefreshReport(BaseModel):
+    """What a refresh published; ``marc-batch refresh --json`` prints it."""
+
+    run_id: str
+    version: int
+    snapshot_id: str
+    channel: str
+    model_version: str
+    rows: dict[str, int]
+    quarantined: int
+    encode: dict[str, dict[str, float]]
+    indexes: dict[str, IndexReport]
+
+
+def encode_entity(
+    runtime: EncoderRuntime, texts: pa.Table, shards: int, txn: Transaction, entity: str
+) -> tuple[pa.ChunkedArray, np.ndarray, EncodeStats]:
+    """Encode and write one entity shard by shard; return its ids and unit vectors."""
+    assignment = pa.array(shard_of(texts["id"], shards))
+    stats = EncodeStats()
+    ids, vectors = [], []
+    for shard in range(shards):
+        part = texts.filter(pc.equal(assignment, shard))
+        if part.num_rows == 0:
+            continue
+        z, shard_stats = runtime.encode(part["text"].to_pylist())
+        z = normalised(z)
+        txn.write(entity, part["id"], z, part["text_hash"], shard=shard)
+        ids.append(part["id"])
+        vectors.append(z)
+        stats = stats + shard_stats
+    return (
+        pa.chunked_array([c for a in ids for c in a.chunks], pa.string()),
+        np.vstack(vectors),
+        stats,
+    )
+
+
+def check_conservation(report: IngestReport, embedded: dict[str, int]) -> None:
+    """Rows in = rows embedded + rows quarantined, for items and users, or nothing is published."""
+    for entity, table in (("item", "items"), ("user", "users")):
+        counts = report.tables[table]
+        if counts.rows_in != embedded[entity] + counts.quarantined:
+            raise MarcBatchError(
+                f"{table}: {counts.rows_in} rows in but {embedded[entity]} embedded and "
+                f"{counts.quarantined} quarantined; refusing to publish"
+            )
+
+
+def refresh(
+    config: Config, model_version: str = "current", run_id: str | None = None
+) -> RefreshReport:
+    """Re-encode everything with ``model_version`` and publish a full snapshot."""
+    catalogue, ingested = ingest(config, run_id=run_id)
+    registry = Registry(Path(config.model.registry))
+    encoder, artifact = registry.load(model_version)
+    version = registry.resolve(model_version)
+    device = resolve_device(config.encode.device)
+    if config.encode.threads:
+        torch.set_num_threads(config.encode.threads)
+    encoder = prepare(encoder, device)
+    txn = Transaction(
+        Store(config.store),
+        model_version=version,
+        model_sha256=file_sha256(registry.path(version) / MANIFEST),
+        k=artifact.model.k,
+        normalization="l2",
+        run_id=ingested.run_id,
+    )
+    txn.quarantine = {
+        f"{table}.{reason}": count
+        for table, entry in ingested.tables.items()
+        for reason, count in entry.reasons.items()
+    }
+    encoded, indexes, rows = {}, {}, {}
+    try:
+        for entity, attribute in ENTITY_TEXTS.items():
+            embedder = EntityEmbedder(encoder, entity)
+            runtime = EncoderRuntime(
+                embedder,
+                device,
+                max_length=min(config.encode.max_length, embedder.max_length),
+                token_budget=config.encode.token_budget,
+            )
+            texts = getattr(catalogue, attribute)
+            ids, vectors, stats = encode_entity(runtime, texts, config.store.shards, txn, entity)
+            rows[entity] = len(ids)
+            encoded[entity] = stats.summary()
+            txn.quality.update(
+                {
+                    f"{entity}.texts_per_second": stats.texts_per_second,
+                    f"{entity}.padding_ratio": stats.padding_ratio,
+                }
+            )
+            if entity == "item" or config.index.users:
+                built = build_index(vectors, ids, config.index)
+                report = built.report
+                txn.write_index(
+                    entity,
+                    faiss.serialize_index(built.index).tobytes(),
+                    index_type=report.factory,
+                    metric=report.metric,
+                    rows=report.rows,
+                )
+                txn.quality.update(index_quality(entity, report))
+                indexes[entity] = report
+        check_conservation(ingested, rows)
+        manifest = txn.commit([config.flows.channel])
+    except BaseException:
+        txn.abort()
+        raise
+    return RefreshReport(
+        run_id=ingested.run_id,
+        version=manifest.version,
+        snapshot_id=manifest.snapshot_id,
+        channel=config.flows.channel,
+        model_version=version,
+        rows=rows,
+        quarantined=ingested.quarantined,
+        encode=encoded,
+        indexes=indexes,
+    )
+
+
+def index_quality(entity: str, report: IndexReport) -> dict[str, float]:
+    """The index's proof of quality, as manifest quality metrics."""
+    figures = {
+        f"{entity}.recall@{report.recall_k}": report.recall,
+        f"{entity}.recall_target": report.recall_target,
+        f"{entity}.index_build_seconds": report.build_seconds,
+    }
+    if report.nprobe is not None:
+        figures[f"{entity}.nprobe"] = float(report.nprobe)
+        figures[f"{entity}.nlist"] = float(report.nlist or 0)
+    return figures

@@ -1,0 +1,73 @@
+"""A small catalogue on disk and a tiny registered MARC encoder, both built locally."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from marc_batch.config import Config
+from marc_batch.model.artifact import save_artifact, staging_dir
+from marc_batch.model.backbone import Backbone, weights_sha256
+from marc_batch.model.marc import MarcEncoder
+from marc_batch.model.registry import Registry
+from tests.model.conftest import SIZES, WORDS, _save, tiny_model_config
+
+ITEMS, USERS = 60, 12
+
+
+def write_catalogue(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    titles = [
+        " ".join(WORDS[(i * j) % len(WORDS)] for j in range(1, 2 + i % 4)) for i in range(ITEMS)
+    ]
+    (root / "items.csv").write_text(
+        "id,title,year,genres\n"
+        + "".join(f"{i},{t},19{i % 90:02d},{WORDS[i % 5]}\n" for i, t in enumerate(titles))
+    )
+    (root / "users.csv").write_text(
+        "id,age,gender,occupation\n"
+        + "".join(f"u{u},{20 + u},F,{WORDS[u % 7]}\n" for u in range(USERS))
+    )
+    rows = [
+        (f"u{u}", (u * 7 + t) % ITEMS, 1 + (u + t) % 5, 1_000_000 + t * 60 + u)
+        for u in range(USERS)
+        for t in range(20)
+    ]
+    (root / "interactions.csv").write_text(
+        "user_id,item_id,rating,timestamp\n"
+        + "".join(f"{u},{i},{r},{ts}\n" for u, i, r, ts in rows)
+    )
+
+
+def config_for(tmp_path: Path, registry: Path, **index: object) -> Config:
+    data = tmp_path / "catalogue"
+    write_catalogue(data)
+    sources = {
+        name: {"format": "csv", "path": str(data / f"{name}.csv")}
+        for name in ("items", "users", "interactions")
+    }
+    return Config(
+        sources={"dataset": None, **sources},
+        model={"registry": str(registry)},
+        store={"root": str(tmp_path / "store"), "shards": 3},
+        index=index,
+    )
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry whose current version is a tiny LoRA-adapted BERT with random heads."""
+    torch.manual_seed(0)
+    backbone_dir = _save(tmp_path_factory.mktemp("bert"), BertModel(BertConfig(**SIZES)))
+    config = tiny_model_config(backbone_dir)
+    backbone = Backbone.load(backbone_dir)
+    backbone.add_lora(config.lora)
+    encoder = MarcEncoder(backbone, config)
+    root = tmp_path_factory.mktemp("models")
+    staged = staging_dir(root)
+    save_artifact(
+        encoder, staged, str(backbone_dir), weights_sha256(backbone_dir), {"valid_auc": 0.5}
+    )
+    Registry(root).register(staged)
+    return root
