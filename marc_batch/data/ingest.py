@@ -9,7 +9,6 @@ leaves the evidence behind.
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +22,7 @@ from marc_batch.data.split import SPLITS, split_interactions
 from marc_batch.data.texts import item_texts, user_texts
 from marc_batch.data.validate import INTERACTIONS, ITEMS, USERS, EntitySpec, Validated, validate
 from marc_batch.errors import ErrorBudgetExceeded
+from marc_batch.store.backends import open_backend
 
 ENTITIES: tuple[EntitySpec, ...] = (ITEMS, USERS, INTERACTIONS)
 
@@ -117,9 +117,9 @@ def ingest(config: Config, run_id: str | None = None) -> tuple[Catalogue, Ingest
     """Run ingestion end to end; raises ErrorBudgetExceeded after writing quarantine."""
     run_id = run_id or new_run_id()
     results = validate_all(read_raw(config), config)
-    quarantine_dir = Path(config.store.root) / "quarantine" / run_id
+    backend = open_backend(config.store)
     files = [
-        str(write_quarantine(quarantine_dir, name, result.quarantine))
+        write_quarantine(backend, run_id, name, result.quarantine)
         for name, result in results.items()
         if result.quarantine.num_rows
     ]
@@ -129,7 +129,7 @@ def ingest(config: Config, run_id: str | None = None) -> tuple[Catalogue, Ingest
             raise ErrorBudgetExceeded(
                 f"{name}: {result.quarantine.num_rows} of {result.rows_in} rows quarantined "
                 f"({result.quarantine.num_rows / result.rows_in:.1%}), over the error budget "
-                f"of {budget:.1%}; see {quarantine_dir}"
+                f"of {budget:.1%}; see {backend.uri}/quarantine/{run_id}"
             )
     interactions = split_interactions(
         results["interactions"].accepted, config.sources.split, config.sources.positive_rating

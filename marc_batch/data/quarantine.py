@@ -1,14 +1,12 @@
 """Quarantine files: every refused row with its reason, one Parquet file per table and run."""
 
-import os
-from pathlib import Path
-
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from marc_batch.data.records import Reason
 from marc_batch.data.sources import MalformedRow
 from marc_batch.data.validate import QUARANTINE_SCHEMA
+from marc_batch.store.backends import Backend
 
 
 def malformed_entries(entity: str, rows: list[MalformedRow]) -> pa.Table:
@@ -25,13 +23,13 @@ def malformed_entries(entity: str, rows: list[MalformedRow]) -> pa.Table:
     )
 
 
-def write_quarantine(directory: Path, entity: str, entries: pa.Table) -> Path:
-    """Write ``entries`` to ``directory/entity.parquet`` atomically (temp file, fsync, rename)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{entity}.parquet"
-    tmp = directory / f".{entity}.parquet.tmp"
-    pq.write_table(entries, tmp, compression="zstd")
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    return path
+def write_quarantine(backend: Backend, run_id: str, entity: str, entries: pa.Table) -> str:
+    """Write ``entries`` under ``quarantine/<run_id>/`` in the store; returns where it landed.
+
+    Through the store's backend, so an ``s3://`` store gets its quarantine
+    files in the bucket, written whole (fsync'd on local disks).
+    """
+    path = f"quarantine/{run_id}/{entity}.parquet"
+    with backend.writing(path) as handle:
+        pq.write_table(entries, handle, compression="zstd")
+    return f"{backend.uri}/{path}"
