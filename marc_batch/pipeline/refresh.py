@@ -64,11 +64,8 @@ def encode_entity(
         ids.append(part["id"])
         vectors.append(z)
         stats = stats + shard_stats
-    return (
-        pa.chunked_array([c for a in ids for c in a.chunks], pa.string()),
-        np.vstack(vectors),
-        stats,
-    )
+    matrix = np.vstack(vectors) if vectors else np.empty((0, txn.k), np.float32)
+    return pa.chunked_array([c for a in ids for c in a.chunks], pa.string()), matrix, stats
 
 
 def check_conservation(report: IngestReport, embedded: dict[str, int]) -> None:
