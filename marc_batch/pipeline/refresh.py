@@ -2,12 +2,15 @@
 
 Each entity is encoded shard by shard (shard = stable hash of the id), so
 memory holds one shard's texts at a time, and each shard becomes its own
-Parquet partition. The index is built and recall-checked before the commit:
-if it misses its target, the transaction is aborted and the channel keeps
-pointing at the previous snapshot. Conservation is checked before anything
-is published: rows in = rows embedded + rows quarantined.
+Parquet partition. Finished shards are checkpointed, so a re-run after a
+crash encodes only the shards that were not finished. The index is built
+and recall-checked before the commit: if it misses its target, the
+transaction is aborted and the channel keeps pointing at the previous
+snapshot. Conservation is checked before anything is published: rows in
+= rows embedded + rows quarantined.
 """
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import faiss
@@ -28,7 +31,9 @@ from marc_batch.index import IndexReport, build_index
 from marc_batch.index.build import normalised
 from marc_batch.model.artifact import MANIFEST, file_sha256
 from marc_batch.model.registry import Registry
+from marc_batch.pipeline.checkpoints import Checkpoints, shard_key
 from marc_batch.store import Store, Transaction
+from marc_batch.store.reader import embedding_matrix
 
 ENTITY_TEXTS = {"item": "item_texts", "user": "user_texts"}
 
@@ -47,10 +52,38 @@ class RefreshReport(BaseModel):
     indexes: dict[str, IndexReport]
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def encode_shard(runtime: EncoderRuntime, part: pa.Table) -> tuple[pa.Table, EncodeStats]:
+    """The rows of one shard: ids, unit-length embeddings, text hashes, when they were made."""
+    z, stats = runtime.encode(part["text"].to_pylist())
+    z = normalised(z)
+    rows = pa.table(
+        {
+            "id": part["id"],
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(z.reshape(-1)), z.shape[1]),
+            "text_hash": part["text_hash"],
+            "updated_at": pa.repeat(pa.scalar(utc_now(), pa.timestamp("us", tz="UTC")), len(z)),
+        }
+    )
+    return rows, stats
+
+
 def encode_entity(
-    runtime: EncoderRuntime, texts: pa.Table, shards: int, txn: Transaction, entity: str
+    runtime: EncoderRuntime,
+    texts: pa.Table,
+    txn: Transaction,
+    entity: str,
+    checkpoints: Checkpoints,
 ) -> tuple[pa.ChunkedArray, np.ndarray, EncodeStats]:
-    """Encode and write one entity shard by shard; return its ids and unit vectors."""
+    """Encode and write one entity shard by shard; return its ids and unit vectors.
+
+    A shard whose checkpoint exists (same model, ids and texts) is read back,
+    not re-encoded.
+    """
+    shards = txn.store.config.shards
     assignment = pa.array(shard_of(texts["id"], shards))
     stats = EncodeStats()
     ids, vectors = [], []
@@ -58,12 +91,17 @@ def encode_entity(
         part = texts.filter(pc.equal(assignment, shard))
         if part.num_rows == 0:
             continue
-        z, shard_stats = runtime.encode(part["text"].to_pylist())
-        z = normalised(z)
-        txn.write(entity, part["id"], z, part["text_hash"], shard=shard)
-        ids.append(part["id"])
+        key = shard_key(txn.model.version, entity, shard, part)
+        rows = checkpoints.load(key)
+        if rows is None:
+            rows, shard_stats = encode_shard(runtime, part)
+            checkpoints.save(key, rows)
+            stats = stats + shard_stats
+        z = embedding_matrix(rows, txn.k)
+        stamps = rows["updated_at"].to_numpy().astype("datetime64[us]")
+        txn.write(entity, rows["id"], z, rows["text_hash"], updated_at=stamps, shard=shard)
+        ids.append(rows["id"])
         vectors.append(z)
-        stats = stats + shard_stats
     matrix = np.vstack(vectors) if vectors else np.empty((0, txn.k), np.float32)
     return pa.chunked_array([c for a in ids for c in a.chunks], pa.string()), matrix, stats
 
@@ -104,6 +142,7 @@ def refresh(
         for table, entry in ingested.tables.items()
         for reason, count in entry.reasons.items()
     }
+    checkpoints = Checkpoints(txn.store.backend)
     encoded, indexes, rows = {}, {}, {}
     try:
         for entity, attribute in ENTITY_TEXTS.items():
@@ -115,7 +154,7 @@ def refresh(
                 token_budget=config.encode.token_budget,
             )
             texts = getattr(catalogue, attribute)
-            ids, vectors, stats = encode_entity(runtime, texts, config.store.shards, txn, entity)
+            ids, vectors, stats = encode_entity(runtime, texts, txn, entity, checkpoints)
             rows[entity] = len(ids)
             encoded[entity] = stats.summary()
             txn.quality.update(
@@ -141,6 +180,7 @@ def refresh(
     except BaseException:
         txn.abort()
         raise
+    checkpoints.clear()
     return RefreshReport(
         run_id=ingested.run_id,
         version=manifest.version,
