@@ -36,7 +36,11 @@ class TrainingSummary(BaseModel):
 
 
 class EvaluationReport(BaseModel):
-    """Test AUC/LogLoss of every method over seeds and the per-layer probe of each backbone."""
+    """Test AUC/LogLoss of every method over seeds and the per-layer probe of each backbone.
+
+    Layers are hidden-state indices: 0 is the embedding output, i the output of
+    transformer layer i; ``adapted_from_layer`` is the first index that LoRA changes.
+    """
 
     command: str
     dataset: str
@@ -90,7 +94,8 @@ def render_markdown(report: EvaluationReport) -> str:
         f"Command: `{report.command}`",
         "",
         f"MARC version `{report.model_version}`; downstream CTR seeds {report.seeds}; "
-        f"layers from {report.adapted_from_layer} up are LoRA-adapted in the tuned backbones; "
+        f"hidden states from layer {report.adapted_from_layer} up are LoRA-adapted in the "
+        "tuned backbones; "
         f"total {report.seconds / 60:.1f} min.",
         "",
         "## Methods (test split, downstream CTR model on frozen k-dim embeddings)",

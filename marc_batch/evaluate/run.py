@@ -3,8 +3,9 @@
 The baselines that need training (``proj-final``, ``marc-no-info``) are
 trained here with the registered model's own config through the same
 recipe, so they differ from MARC only where MARC.md says. The tuned
-backbones adapt only the layers from ``first_adapted`` up; below that their
-states are the frozen backbone's, so the probe reuses the frozen scores
+backbones adapt only the transformer layers from ``first_adapted`` up, so the
+hidden states up to index ``first_adapted`` (the input of the first adapted
+layer) are the frozen backbone's, so the probe reuses the frozen scores
 there instead of recomputing identical numbers.
 """
 
@@ -54,6 +55,8 @@ def evaluate(config: Config, version: str, command: str, progress: Progress) -> 
     encoder, artifact = registry.load(version)
     prepared = prepare(config, progress)
     start = prepared.caches["user"].start
+    # The cache holds the state entering layer ``start``; the first adapted state is the next.
+    first_adapted_state = start + 1
     if artifact.base_sha256 != prepared.base_sha256 or artifact.first_adapted != start:
         raise ArtifactError(
             f"model {version} was trained from another backbone or adapted other layers "
@@ -90,9 +93,11 @@ def evaluate(config: Config, version: str, command: str, progress: Progress) -> 
         pooled, embeddings = encoder_states(tuned_encoder, caches, batch_tokens)
         methods[name] = score_method(embeddings, pairs, settings, settings.seeds)
         if name in ("proj-final", "marc"):
-            top = {entity: states[:, start:] for entity, states in pooled.items()}
-            scores = frozen[:start] + layer_probe(top, pairs, settings, k, progress, name)
-            probe[name] = _layers(scores, start)
+            top = {entity: states[:, first_adapted_state:] for entity, states in pooled.items()}
+            scores = frozen[:first_adapted_state] + layer_probe(
+                top, pairs, settings, k, progress, name
+            )
+            probe[name] = _layers(scores, first_adapted_state)
     return EvaluationReport(
         command=command,
         dataset=config.sources.dataset or "configured sources",
@@ -100,7 +105,7 @@ def evaluate(config: Config, version: str, command: str, progress: Progress) -> 
         k=k,
         model_version=version,
         seeds=settings.seeds,
-        adapted_from_layer=start,
+        adapted_from_layer=first_adapted_state,
         best_mid_layer=best_mid,
         methods={name: _summary(score) for name, score in methods.items()},
         probe=probe,

@@ -50,6 +50,9 @@ root = "{tmp_path / "store"}"
     assert all(len(m["test_auc"]) == 2 for m in report["methods"].values())
     assert set(report["probe"]) == {"frozen", "proj-final", "marc"}
     assert all(len(layers) == 4 for layers in report["probe"].values())
+    # Only the top transformer layer is adapted: only the final hidden state differs.
+    assert [layer["adapted"] for layer in report["probe"]["marc"]] == [False, False, False, True]
+    assert report["adapted_from_layer"] == 3
     assert (out / "auc_per_layer.png").stat().st_size > 0
     assert (out / "auc_per_method.png").stat().st_size > 0
     assert "| `marc` |" in (out / "report.md").read_text()
