@@ -26,3 +26,8 @@ def plan_batches(lengths: np.ndarray, token_budget: int) -> list[np.ndarray]:
         batches.append(order[start : start + size])
         start += size
     return batches
+
+
+def batches_of(lengths: list[int], token_budget: int) -> list[list[int]]:
+    """``plan_batches`` for callers holding Python lists (positions as plain ints)."""
+    return [batch.tolist() for batch in plan_batches(np.asarray(lengths), token_budget)]

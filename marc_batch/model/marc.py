@@ -15,25 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from marc_batch.config import ModelConfig
+from marc_batch.encode.batching import batches_of
 from marc_batch.model.backbone import Backbone
 from marc_batch.model.heads import ENTITIES, CompressionHeads, Entity
 from marc_batch.model.information import build_estimator, normalized_hsic
 from marc_batch.model.matching import DCNMatching, DotMatching
-
-
-def length_batches(lengths: list[int], budget: int) -> list[list[int]]:
-    """Indices grouped by similar length so each batch pads to at most ``budget`` tokens."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for index in order:
-        if current and lengths[index] * (len(current) + 1) > budget:
-            batches.append(current)
-            current = []
-        current.append(index)
-    if current:
-        batches.append(current)
-    return batches
 
 
 class MarcEncoder(nn.Module):
@@ -82,7 +68,7 @@ class MarcEncoder(nn.Module):
         ]
         device = next(self.parameters()).device
         out = np.zeros((len(texts), self.config.k), dtype=np.float32)
-        for batch in length_batches(lengths, batch_tokens):
+        for batch in batches_of(lengths, batch_tokens):
             tokens = self.backbone.tokenize([texts[i] for i in batch], self.max_length[entity])
             tokens = {name: value.to(device) for name, value in tokens.items()}
             hidden = self.backbone(tokens["input_ids"], tokens["attention_mask"])

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
+from marc_batch.encode.batching import batches_of
 from marc_batch.model.backbone import Backbone
-from marc_batch.model.marc import length_batches
 
 
 @dataclass
@@ -47,7 +47,7 @@ def build_cache(
     input_ids = [torch.tensor(row, dtype=torch.long) for row in ids]
     states: list[torch.Tensor] = [torch.empty(0)] * len(texts)
     pooled = np.zeros((len(texts), backbone.num_layers + 1, backbone.hidden_size), np.float32)
-    batches = length_batches([len(row) for row in ids], batch_tokens)
+    batches = batches_of([len(row) for row in ids], batch_tokens)
     task = progress.add_task(f"frozen pass: {label}", total=len(texts)) if progress else None
     for batch in batches:
         tokens, mask = pad([input_ids[i] for i in batch], backbone.tokenizer.pad_token_id)
@@ -89,7 +89,7 @@ def all_layer_states(backbone: Backbone, cache: TextCache, batch_tokens: int) ->
     the cache, adapted ones from a forward over the top layers only."""
     backbone.eval()
     pooled = cache.pooled.copy()
-    for batch in length_batches([len(row) for row in cache.input_ids], batch_tokens):
+    for batch in batches_of([len(row) for row in cache.input_ids], batch_tokens):
         hidden, mask = tail_forward(backbone, cache, batch)
         pooled[batch, cache.start :] = backbone.pooled(hidden, mask).float().cpu().numpy()
     return pooled

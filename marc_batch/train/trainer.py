@@ -24,8 +24,9 @@ from torch import nn
 from transformers import get_cosine_schedule_with_warmup
 
 from marc_batch.config import ModelConfig
+from marc_batch.encode.batching import batches_of
 from marc_batch.model.heads import Entity
-from marc_batch.model.marc import MarcEncoder, MarcObjective, length_batches
+from marc_batch.model.marc import MarcEncoder, MarcObjective
 from marc_batch.train.cache import TextCache, tail_forward
 from marc_batch.train.pairs import Pairs
 
@@ -165,7 +166,7 @@ class Trainer:
         self.encoder.eval()
         cache = self.caches[entity]
         out = torch.zeros(len(cache), self.config.k, device=self.device)
-        for batch in length_batches(
+        for batch in batches_of(
             [len(r) for r in cache.input_ids], self.train_config.encode_batch_tokens
         ):
             with self._autocast():

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from marc_batch.model.marc import MarcObjective, length_batches
+from marc_batch.model.marc import MarcObjective
 from marc_batch.model.matching import DCNMatching, DotMatching
 from tests.model.conftest import tiny_model_config
 
@@ -41,10 +41,3 @@ def test_matching_structure_follows_the_config(tmp_path: Path) -> None:
     assert isinstance(MarcObjective(32, tiny_model_config(tmp_path)).matching, DCNMatching)
     proj = tiny_model_config(tmp_path, matching="dot", head="linear")
     assert isinstance(MarcObjective(32, proj).matching, DotMatching)
-
-
-def test_length_batches_respect_the_token_budget() -> None:
-    lengths = [5, 50, 7, 12, 49, 3, 30]
-    batches = length_batches(lengths, budget=60)
-    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
-    assert all(max(lengths[i] for i in b) * len(b) <= 60 for b in batches)
