@@ -68,28 +68,49 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
+def factory_for(rows: int, config: IndexConfig) -> str:
+    """The index_factory string of the index ``rows`` vectors get under ``config``."""
+    if rows <= config.flat_max_rows:
+        return "IDMap2,Flat"
+    nlist = nlist_for(rows, config.train_points_per_list)
+    codec = "Flat" if config.ann == "ivf-flat" else "SQ8"
+    return f"IDMap2,IVF{nlist}_HNSW{config.hnsw_m},{codec}"
+
+
 def build_index(
-    vectors: np.ndarray, ids: pa.Array | pa.ChunkedArray, config: IndexConfig
+    vectors: np.ndarray,
+    ids: pa.Array | pa.ChunkedArray,
+    config: IndexConfig,
+    trained: faiss.Index | None = None,
 ) -> BuiltIndex:
-    """Build, tune and recall-check an index over ``vectors`` labelled by catalogue ``ids``."""
+    """Build, tune and recall-check an index over ``vectors`` labelled by catalogue ``ids``.
+
+    ``trained`` is an earlier index of the same factory (a backfill's parent):
+    its coarse quantizer and codec are reused, so only adding the vectors
+    and re-proving recall remain, not k-means.
+    """
     start = time.perf_counter()
     vectors = normalised(vectors)
     rows, dim = vectors.shape
     id_map = IdMap.for_ids(ids)
+    factory = factory_for(rows, config)
+    common = {
+        "factory": factory,
+        "rows": rows,
+        "dim": dim,
+        "recall_k": config.recall_k,
+        "recall_target": config.recall_target,
+        "native_ids": id_map.native,
+    }
     if rows <= config.flat_max_rows:
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         index.add_with_ids(vectors, id_map.faiss_ids)
         report = IndexReport(
             kind="flat",
-            factory="IDMap2,Flat",
-            rows=rows,
-            dim=dim,
-            recall_k=config.recall_k,
             recall=1.0,
-            recall_target=config.recall_target,
             tuning_queries=0,
             build_seconds=round(time.perf_counter() - start, 3),
-            native_ids=id_map.native,
+            **common,
         )
         return BuiltIndex(index, id_map, report)
 
@@ -99,25 +120,22 @@ def build_index(
     train = np.sort(order[: nlist * config.train_points_per_list])
     held_out = order[nlist * config.train_points_per_list :]
     queries = np.sort((held_out if len(held_out) else order)[: config.tuning_queries])
-    codec = "Flat" if config.ann == "ivf-flat" else "SQ8"
-    factory = f"IDMap2,IVF{nlist}_HNSW{config.hnsw_m},{codec}"
-    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-    index.train(vectors[train])
+    if trained is not None:
+        index = faiss.clone_index(trained)
+        index.reset()
+    else:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors[train])
     index.add_with_ids(vectors, id_map.faiss_ids)
     nprobe, recall = _tune(index, vectors, queries, id_map.faiss_ids, nlist, config)
     report = IndexReport(
         kind=config.ann,
-        factory=factory,
-        rows=rows,
-        dim=dim,
         nlist=nlist,
         nprobe=nprobe,
-        recall_k=config.recall_k,
         recall=round(recall, 4),
-        recall_target=config.recall_target,
         tuning_queries=len(queries),
         build_seconds=round(time.perf_counter() - start, 3),
-        native_ids=id_map.native,
+        **common,
     )
     return BuiltIndex(index, id_map, report)
 

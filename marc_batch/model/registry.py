@@ -63,10 +63,8 @@ class Registry:
         current = self.current() if (self.root / CURRENT).is_file() else None
         entries = []
         for directory in sorted(self.root.glob("*/manifest.json")):
-            config = ArtifactConfig.model_validate_json(
-                (directory.parent / "config.json").read_text(encoding="utf-8")
-            )
             version = directory.parent.name
+            config = self.config(version)
             entries.append(
                 RegistryEntry(
                     version=version,
@@ -76,6 +74,13 @@ class Registry:
                 )
             )
         return entries
+
+    def config(self, version: str = "current") -> ArtifactConfig:
+        """A version's recorded settings and metrics, without loading (or verifying) weights."""
+        path = self.path(self.resolve(version)) / "config.json"
+        if not path.is_file():
+            raise ArtifactError(f"no model version {version} in {self.root}")
+        return ArtifactConfig.model_validate_json(path.read_text(encoding="utf-8"))
 
     def resolve(self, version: str = "current") -> str:
         """The version id that ``version`` ('current' or an id) names."""

@@ -1,13 +1,18 @@
-"""Shard checkpoints: what lets a crashed refresh resume without re-encoding finished shards.
+"""Shard checkpoints: how shard tasks get their texts and hand back their rows.
 
-When a shard is encoded, its rows (id, embedding, text_hash, updated_at) are
-saved under ``_checkpoints/`` in the store, keyed by a hash of everything that
-determines them: the model version, the entity, the shard and every
-(id, text_hash) pair in it. A re-run whose shard has the same key reads the
-rows back instead of running the encoder, and hands the store the very same
-rows, so the snapshot's files come out byte for byte as an uninterrupted run
-would have written them. A checkpoint that cannot be read (a crash mid-write)
-is treated as absent. A successful commit deletes the run's checkpoints.
+Before encoding, the driver stages each shard's texts (id, text, text_hash)
+under ``_checkpoints/`` in the store; a shard task, on this machine or on a
+cluster worker that sees the same store, reads them, encodes them and saves
+the resulting rows (id, embedding, text_hash, updated_at) next to them. Both
+are keyed by a hash of everything that determines the rows: the model
+version, the entity, the shard and every (id, text_hash) pair in it.
+
+That key is also what makes a crashed run resumable: a re-run whose shard
+has the same key finds the saved rows and does not run the encoder, and the
+driver hands the store the very same rows, so the snapshot's files come out
+byte for byte as an uninterrupted run would have written them. A file that
+cannot be read (a crash mid-write) counts as absent. A successful commit
+deletes the run's checkpoints.
 """
 
 import hashlib
@@ -34,31 +39,42 @@ def shard_key(model_version: str, entity: str, shard: int, part: pa.Table) -> st
 class Checkpoints:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.saved: list[str] = []
 
-    def _path(self, key: str) -> str:
-        return f"{PREFIX}/{key}.parquet"
+    def _path(self, key: str, kind: str) -> str:
+        return f"{PREFIX}/{key}.{kind}.parquet"
 
-    def load(self, key: str) -> pa.Table | None:
-        """The rows a previous run saved under ``key``, or None."""
+    def _read(self, path: str) -> pa.Table | None:
         try:
-            table = pq.read_table(io.BytesIO(self.backend.read_bytes(self._path(key))))
+            return pq.read_table(io.BytesIO(self.backend.read_bytes(path)))
         except (FileNotFoundError, OSError, pa.ArrowInvalid):
             return None
-        self.saved.append(key)
-        return table
 
-    def save(self, key: str, rows: pa.Table) -> None:
+    def _write(self, path: str, table: pa.Table) -> None:
         buffer = io.BytesIO()
-        pq.write_table(rows, buffer)
-        path = self._path(key)
+        pq.write_table(table, buffer)
         self.backend.delete(path)  # a partial file left by a crash mid-write
         with self.backend.writing(path) as handle:
             handle.write(buffer.getvalue())
-        self.saved.append(key)
 
-    def clear(self) -> None:
-        """Drop this run's checkpoints once its snapshot is committed."""
-        for key in self.saved:
-            self.backend.delete(self._path(key))
-        self.saved.clear()
+    def stage(self, key: str, texts: pa.Table) -> None:
+        """Leave a shard's texts where its task will look for them."""
+        self._write(self._path(key, "input"), texts)
+
+    def texts(self, key: str) -> pa.Table:
+        found = self._read(self._path(key, "input"))
+        if found is None:
+            raise FileNotFoundError(f"{self.backend.uri}/{self._path(key, 'input')}")
+        return found
+
+    def load(self, key: str) -> pa.Table | None:
+        """The rows a task saved under ``key``, or None if it has not finished."""
+        return self._read(self._path(key, "rows"))
+
+    def save(self, key: str, rows: pa.Table) -> None:
+        self._write(self._path(key, "rows"), rows)
+
+    def clear(self, keys: list[str]) -> None:
+        """Drop a run's checkpoints once its snapshot is committed."""
+        for key in keys:
+            for kind in ("input", "rows"):
+                self.backend.delete(self._path(key, kind))

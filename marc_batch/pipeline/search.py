@@ -6,8 +6,6 @@ a text encoded by the very model version that produced the snapshot, so
 query and catalogue live in the same space.
 """
 
-from pathlib import Path
-
 import faiss
 import numpy as np
 import pyarrow as pa
@@ -16,12 +14,10 @@ from pydantic import BaseModel
 from marc_batch.config import Config
 from marc_batch.data.ingest import read_raw
 from marc_batch.data.validate import ITEMS, validate
-from marc_batch.encode.marc import EntityEmbedder, prepare
-from marc_batch.encode.runtime import EncoderRuntime, resolve_device
 from marc_batch.errors import MarcBatchError
 from marc_batch.index import IdMap
 from marc_batch.index.build import normalised
-from marc_batch.model.registry import Registry
+from marc_batch.pipeline.encoders import entity_runtime
 from marc_batch.store import Snapshot, Store, open_snapshot
 
 
@@ -46,10 +42,7 @@ def _query_vector(
         if not found[0]:
             raise MarcBatchError(f"item {item_id!r} is not in snapshot version {snapshot.version}")
         return normalised(vectors)
-    encoder, _ = Registry(Path(config.model.registry)).load(snapshot.manifest.model.version)
-    device = resolve_device(config.encode.device)
-    embedder = EntityEmbedder(prepare(encoder, device), "item")
-    runtime = EncoderRuntime(embedder, device, embedder.max_length, config.encode.token_budget)
+    runtime = entity_runtime(config, snapshot.manifest.model.version, "item")
     return normalised(runtime.encode([text or ""])[0])
 
 

@@ -44,11 +44,11 @@ def test_an_index_below_its_recall_target_publishes_nothing(
     config = config_for(tmp_path, registry)
     first = refresh(config)
 
-    def missed(*_: object) -> None:
+    def missed(*_: object, **__: object) -> None:
         # The gate itself is proven in tests/index; here only its outcome matters.
         raise IndexRecallError("ivf-flat index reaches recall@10 0.900 at nprobe 512")
 
-    monkeypatch.setattr("marc_batch.pipeline.refresh.build_index", missed)
+    monkeypatch.setattr("marc_batch.pipeline.indexes.build_index", missed)
     with pytest.raises(IndexRecallError):
         refresh(config)
     store = Store(config.store)

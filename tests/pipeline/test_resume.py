@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-import marc_batch.pipeline.refresh as refresh_module
+import marc_batch.pipeline.shards as shards_module
 from marc_batch.pipeline.refresh import refresh
 from marc_batch.store import Store
 from tests.pipeline.conftest import config_for
@@ -17,12 +17,12 @@ def file_digests(config) -> list[tuple[str, int, int, str]]:
 def test_a_rerun_after_a_crash_encodes_only_unfinished_shards_and_writes_identical_files(
     tmp_path: Path, registry: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(refresh_module, "utc_now", lambda: datetime(2026, 1, 1, tzinfo=UTC))
+    monkeypatch.setattr(shards_module, "utc_now", lambda: datetime(2026, 1, 1, tzinfo=UTC))
     reference = config_for(tmp_path / "reference", registry)
     refresh(reference)
 
     encoded: list[int] = []
-    real = refresh_module.encode_shard
+    real = shards_module.encode_rows
 
     def encoder_dying_on_third_shard(runtime, part):
         encoded.append(part.num_rows)
@@ -31,17 +31,18 @@ def test_a_rerun_after_a_crash_encodes_only_unfinished_shards_and_writes_identic
         return real(runtime, part)
 
     crashed = config_for(tmp_path / "crashed", registry)
-    monkeypatch.setattr(refresh_module, "encode_shard", encoder_dying_on_third_shard)
+    monkeypatch.setattr(shards_module, "encode_rows", encoder_dying_on_third_shard)
     with pytest.raises(RuntimeError, match="worker killed"):
         refresh(crashed)
     store = Store(crashed.store)
     assert store.versions() == []
-    assert len(list(store.backend.list("_checkpoints"))) == 2
+    saved = [f.path for f in store.backend.list("_checkpoints") if f.path.endswith(".rows.parquet")]
+    assert len(saved) == 2
 
     encoded.clear()
     monkeypatch.setattr(
-        refresh_module,
-        "encode_shard",
+        shards_module,
+        "encode_rows",
         lambda runtime, part: encoded.append(1) or real(runtime, part),
     )
     refresh(crashed)

@@ -1,0 +1,111 @@
+"""Shard jobs: the unit of encoding work that a thread, a Dask worker or a Ray actor runs.
+
+The driver splits an entity's texts by a stable hash of the id, stages each
+shard's texts in the store and describes it by a small JSON-able
+:class:`ShardJob`; :func:`encode_job` is all a worker runs. Results come back
+through the store too (see :mod:`marc_batch.pipeline.checkpoints`), so what
+travels through the scheduler is a few strings, not the catalogue, and the
+driver assembles shards in shard order whatever order they finished in.
+"""
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel
+
+from marc_batch.config import Config
+from marc_batch.encode.runtime import EncoderRuntime
+from marc_batch.encode.shards import shard_of
+from marc_batch.encode.stats import EncodeStats
+from marc_batch.errors import StoreError
+from marc_batch.index.build import normalised
+from marc_batch.pipeline.checkpoints import Checkpoints, shard_key
+from marc_batch.pipeline.encoders import entity_runtime
+from marc_batch.store import Transaction
+from marc_batch.store.backends import open_backend
+from marc_batch.store.reader import embedding_matrix
+
+
+class ShardJob(BaseModel):
+    entity: str
+    shard: int
+    key: str
+    rows: int
+    done: bool = False
+
+
+ShardRunner = Callable[[Config, str, list[ShardJob]], list[EncodeStats]]
+"""Runs shard jobs somewhere (``encode_serially`` here, Prefect tasks in the flows)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def stage_shards(
+    checkpoints: Checkpoints, model_version: str, entity: str, texts: pa.Table, shards: int
+) -> list[ShardJob]:
+    """One job per non-empty shard; a shard whose rows are already saved is marked done."""
+    assignment = pa.array(shard_of(texts["id"], shards))
+    jobs = []
+    for shard in range(shards):
+        part = texts.filter(pc.equal(assignment, shard))
+        if part.num_rows == 0:
+            continue
+        key = shard_key(model_version, entity, shard, part)
+        done = checkpoints.load(key) is not None
+        if not done:
+            checkpoints.stage(key, part)
+        jobs.append(ShardJob(entity=entity, shard=shard, key=key, rows=part.num_rows, done=done))
+    return jobs
+
+
+def encode_rows(runtime: EncoderRuntime, part: pa.Table) -> tuple[pa.Table, EncodeStats]:
+    """The rows of one shard: ids, unit-length embeddings, text hashes, when they were made."""
+    z, stats = runtime.encode(part["text"].to_pylist())
+    z = normalised(z)
+    rows = pa.table(
+        {
+            "id": part["id"],
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(z.reshape(-1)), z.shape[1]),
+            "text_hash": part["text_hash"],
+            "updated_at": pa.repeat(pa.scalar(utc_now(), pa.timestamp("us", tz="UTC")), len(z)),
+        }
+    )
+    return rows, stats
+
+
+def encode_job(config: Config, model_version: str, job: ShardJob) -> EncodeStats:
+    """Encode one staged shard and save its rows; a shard already saved costs nothing."""
+    checkpoints = Checkpoints(open_backend(config.store))
+    if checkpoints.load(job.key) is not None:
+        return EncodeStats()
+    runtime = entity_runtime(config, model_version, job.entity)
+    rows, stats = encode_rows(runtime, checkpoints.texts(job.key))
+    checkpoints.save(job.key, rows)
+    return stats
+
+
+def encode_serially(config: Config, model_version: str, jobs: list[ShardJob]) -> list[EncodeStats]:
+    return [encode_job(config, model_version, job) for job in jobs]
+
+
+def collect_shards(
+    txn: Transaction, checkpoints: Checkpoints, jobs: list[ShardJob]
+) -> tuple[pa.ChunkedArray, np.ndarray]:
+    """Write every job's saved rows into ``txn`` in shard order; return ids and unit vectors."""
+    ids, vectors = [], []
+    for job in sorted(jobs, key=lambda j: j.shard):
+        rows = checkpoints.load(job.key)
+        if rows is None:
+            raise StoreError(f"shard {job.shard} of {job.entity} has no saved rows")
+        z = embedding_matrix(rows, txn.k)
+        stamps = rows["updated_at"].to_numpy().astype("datetime64[us]")
+        txn.write(job.entity, rows["id"], z, rows["text_hash"], updated_at=stamps, shard=job.shard)
+        ids.append(rows["id"])
+        vectors.append(z)
+    matrix = np.vstack(vectors) if vectors else np.empty((0, txn.k), np.float32)
+    return pa.chunked_array([c for a in ids for c in a.chunks], pa.string()), matrix
