@@ -9,19 +9,21 @@ leaves the evidence behind.
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from marc_batch.config import Config
+from marc_batch.config.sources import TableSource
 from marc_batch.data.movielens import read_movielens
 from marc_batch.data.quarantine import malformed_entries, write_quarantine
 from marc_batch.data.sources import RawTable, read_source
 from marc_batch.data.split import SPLITS, split_interactions
 from marc_batch.data.texts import item_texts, user_texts
 from marc_batch.data.validate import INTERACTIONS, ITEMS, USERS, EntitySpec, Validated, validate
-from marc_batch.errors import ErrorBudgetExceeded
+from marc_batch.errors import ErrorBudgetExceeded, SourceError
 from marc_batch.store.backends import open_backend
 
 ENTITIES: tuple[EntitySpec, ...] = (ITEMS, USERS, INTERACTIONS)
@@ -55,6 +57,10 @@ class IngestReport(BaseModel):
     texts: dict[str, TextReport]
     quarantine_files: list[str]
 
+    def entity_tables(self) -> dict[str, TableReport]:
+        """Counts of the embedded entities, keyed ``item`` and ``user``."""
+        return {"item": self.tables["items"], "user": self.tables["users"]}
+
 
 @dataclass
 class Catalogue:
@@ -86,10 +92,12 @@ def read_raw(config: Config) -> dict[str, RawTable]:
     return tables
 
 
-def validate_all(raw: dict[str, RawTable], config: Config) -> dict[str, Validated]:
+def validate_all(
+    raw: dict[str, RawTable], config: Config, specs: tuple[EntitySpec, ...] = ENTITIES
+) -> dict[str, Validated]:
     """Validate items and users first: interactions must reference accepted ones."""
     results: dict[str, Validated] = {}
-    for spec in ENTITIES:
+    for spec in specs:
         known = {
             entity: results[entity].accepted.select(["id"])
             for entity, _ in spec.references.values()
@@ -113,10 +121,8 @@ def _text_report(texts: pa.Table) -> TextReport:
     )
 
 
-def ingest(config: Config, run_id: str | None = None) -> tuple[Catalogue, IngestReport]:
-    """Run ingestion end to end; raises ErrorBudgetExceeded after writing quarantine."""
-    run_id = run_id or new_run_id()
-    results = validate_all(read_raw(config), config)
+def quarantine_and_check(config: Config, run_id: str, results: dict[str, Validated]) -> list[str]:
+    """Write every refused row to quarantine, then enforce the error budget per table."""
     backend = open_backend(config.store)
     files = [
         write_quarantine(backend, run_id, name, result.quarantine)
@@ -131,6 +137,23 @@ def ingest(config: Config, run_id: str | None = None) -> tuple[Catalogue, Ingest
                 f"({result.quarantine.num_rows / result.rows_in:.1%}), over the error budget "
                 f"of {budget:.1%}; see {backend.uri}/quarantine/{run_id}"
             )
+    return files
+
+
+def table_report(result: Validated) -> TableReport:
+    return TableReport(
+        rows_in=result.rows_in,
+        accepted=result.accepted.num_rows,
+        quarantined=result.quarantine.num_rows,
+        reasons=result.reason_counts(),
+    )
+
+
+def ingest(config: Config, run_id: str | None = None) -> tuple[Catalogue, IngestReport]:
+    """Run ingestion end to end; raises ErrorBudgetExceeded after writing quarantine."""
+    run_id = run_id or new_run_id()
+    results = validate_all(read_raw(config), config)
+    files = quarantine_and_check(config, run_id, results)
     interactions = split_interactions(
         results["interactions"].accepted, config.sources.split, config.sources.positive_rating
     )
@@ -152,15 +175,7 @@ def ingest(config: Config, run_id: str | None = None) -> tuple[Catalogue, Ingest
         users=users.num_rows,
         interactions=interactions.num_rows,
         quarantined=sum(result.quarantine.num_rows for result in results.values()),
-        tables={
-            name: TableReport(
-                rows_in=result.rows_in,
-                accepted=result.accepted.num_rows,
-                quarantined=result.quarantine.num_rows,
-                reasons=result.reason_counts(),
-            )
-            for name, result in results.items()
-        },
+        tables={name: table_report(result) for name, result in results.items()},
         split={name: split_counts.get(name, 0) for name in SPLITS},
         positive_rate=round(pc.mean(interactions["label"]).as_py() or 0.0, 4),
         texts={
@@ -170,3 +185,31 @@ def ingest(config: Config, run_id: str | None = None) -> tuple[Catalogue, Ingest
         quarantine_files=files,
     )
     return catalogue, report
+
+
+def ingest_items(
+    config: Config, path: Path, run_id: str | None = None
+) -> tuple[pa.Table, TableReport, list[str]]:
+    """Validate a file of new or changed items on its own and render their texts.
+
+    The file has the items table's columns (and the configured items
+    source's renames apply); ``.parquet`` and ``.csv`` are read.
+    """
+    formats = {".parquet": "parquet", ".csv": "csv"}
+    if path.suffix.lower() not in formats:
+        raise SourceError(f"{path}: items must be a .parquet or .csv file")
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file")
+    configured = config.sources.items
+    source = TableSource(
+        format=formats[path.suffix.lower()],
+        path=str(path),
+        rename=configured.rename if configured else {},
+        delimiter=configured.delimiter if configured and configured.format == "csv" else ",",
+    )
+    raw = {"items": read_source(source)}
+    run_id = run_id or new_run_id()
+    results = {"items": validate_all(raw, config, (ITEMS,))["items"]}
+    files = quarantine_and_check(config, run_id, results)
+    items = results["items"].accepted
+    return item_texts(items, config.templates), table_report(results["items"]), files

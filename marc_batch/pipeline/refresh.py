@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from marc_batch.config import Config
-from marc_batch.data.ingest import IngestReport, ingest
+from marc_batch.data.ingest import TableReport, ingest
 from marc_batch.encode.stats import EncodeStats
 from marc_batch.errors import MarcBatchError
 from marc_batch.index import IndexReport
@@ -45,22 +45,21 @@ class RefreshReport(BaseModel):
     indexes: dict[str, IndexReport]
 
 
-def check_conservation(report: IngestReport, embedded: dict[str, int]) -> None:
-    """Rows in = rows embedded + rows quarantined, for items and users, or nothing is published."""
-    for entity, table in (("item", "items"), ("user", "users")):
-        counts = report.tables[table]
+def check_conservation(tables: dict[str, TableReport], embedded: dict[str, int]) -> None:
+    """Rows in = rows embedded + rows quarantined, per entity, or nothing is published."""
+    for entity, counts in tables.items():
         if counts.rows_in != embedded[entity] + counts.quarantined:
             raise MarcBatchError(
-                f"{table}: {counts.rows_in} rows in but {embedded[entity]} embedded and "
+                f"{entity}s: {counts.rows_in} rows in but {embedded[entity]} embedded and "
                 f"{counts.quarantined} quarantined; refusing to publish"
             )
 
 
-def quarantine_counts(report: IngestReport) -> dict[str, int]:
+def quarantine_counts(tables: dict[str, TableReport]) -> dict[str, int]:
     """``table.REASON`` -> rows, as the manifest records them."""
     return {
         f"{table}.{reason}": count
-        for table, entry in report.tables.items()
+        for table, entry in tables.items()
         for reason, count in entry.reasons.items()
     }
 
@@ -93,7 +92,7 @@ def refresh(
     catalogue, ingested = ingest(config, run_id=run_id)
     txn = model_transaction(config, model_version, ingested.run_id)
     version = txn.model.version
-    txn.quarantine = quarantine_counts(ingested)
+    txn.quarantine = quarantine_counts(ingested.tables)
     checkpoints = Checkpoints(txn.store.backend)
     jobs = {
         entity: stage_shards(
@@ -120,7 +119,9 @@ def refresh(
             )
             if entity == "item" or config.index.users:
                 indexes[entity] = publish_index(txn, entity, ids, vectors, config.index)
-        check_conservation(ingested, rows)
+        check_conservation(
+            {"item": ingested.tables["items"], "user": ingested.tables["users"]}, rows
+        )
         manifest = txn.commit([channel])
     except BaseException:
         txn.abort()

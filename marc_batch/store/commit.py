@@ -179,6 +179,12 @@ class Transaction:
         self.indexes.append(index)
         return index
 
+    def keep_index(self, index: IndexFile) -> None:
+        """List the parent's index of an entity this incremental change leaves untouched."""
+        if self.mode != "incremental":
+            raise StoreError("only an incremental snapshot inherits its parent's indexes")
+        self.indexes.append(index)
+
     def abort(self) -> None:
         for writer in self.writers.values():
             writer.abort()

@@ -2,33 +2,63 @@
 
 A backfill re-encodes only rows whose id is new or whose ``text_hash``
 changed, so its GPU time and the bytes it writes are proportional to the
-change. Deciding that reads just two narrow columns of the parent.
+change. The comparison is one DuckDB join of the catalogue's (id, text_hash)
+against the same two narrow columns of the parent snapshot.
 """
 
-import numpy as np
+from dataclasses import dataclass
+
+import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from marc_batch.store.manifest import Manifest
 from marc_batch.store.reader import merged_table
 from marc_batch.store.store import Store
 
 
-def rows_to_encode(
-    store: Store, parent: Manifest, entity: str, ids: object, text_hash: object
-) -> np.ndarray:
-    """Boolean mask over the given rows: True where the id is new or its text changed."""
-    known = merged_table(store, parent, entity, ("id", "text_hash"))
-    keys = pa.array(ids, pa.string())
-    hashes = pa.array(text_hash, pa.string())
-    position = pc.index_in(keys, value_set=known["id"])
-    previous = known["text_hash"].take(position)
-    unchanged = pc.fill_null(pc.equal(previous, hashes), False)
-    return pc.invert(unchanged).to_numpy(zero_copy_only=False)
+@dataclass
+class ChangePlan:
+    """What a backfill does to one entity."""
+
+    encode: pa.Table  # the catalogue rows (id, text, text_hash) that are new or changed
+    removed: pa.Array  # ids live in the parent that the catalogue no longer has
+    added: int
+    changed: int
+    unchanged: int
 
 
-def removed_ids(store: Store, parent: Manifest, entity: str, current_ids: object) -> pa.Array:
-    """Ids live in ``parent`` that the current catalogue no longer has (to delete)."""
-    known = merged_table(store, parent, entity)["id"]
-    gone = pc.invert(pc.is_in(known, value_set=pa.array(current_ids, pa.string())))
-    return known.filter(gone).combine_chunks()
+def plan_change(
+    store: Store, parent: Manifest, entity: str, texts: pa.Table, complete: bool
+) -> ChangePlan:
+    """Compare ``texts`` (id, text, text_hash) with ``parent``'s rows of ``entity``.
+
+    With ``complete``, ``texts`` is the whole catalogue and ids it lacks are
+    removed; otherwise it is a delta and nothing is removed.
+    """
+    con = duckdb.connect()
+    con.register("catalogue", texts.select(["id", "text", "text_hash"]))
+    con.register("parent", merged_table(store, parent, entity, ("id", "text_hash")))
+    encode = con.sql(
+        """
+        SELECT c.id, c.text, c.text_hash, p.id IS NULL AS is_new
+        FROM catalogue c LEFT JOIN parent p ON p.id = c.id
+        WHERE p.id IS NULL OR p.text_hash IS DISTINCT FROM c.text_hash
+        ORDER BY c.id
+        """
+    ).to_arrow_table()
+    removed = (
+        con.sql(
+            "SELECT p.id FROM parent p ANTI JOIN catalogue c ON c.id = p.id ORDER BY p.id"
+        ).to_arrow_table()["id"]
+        if complete
+        else pa.chunked_array([], pa.string())
+    )
+    con.close()
+    added = sum(encode["is_new"].to_pylist())
+    return ChangePlan(
+        encode=encode.drop_columns(["is_new"]),
+        removed=removed.combine_chunks().cast(pa.string()),
+        added=added,
+        changed=encode.num_rows - added,
+        unchanged=texts.num_rows - encode.num_rows,
+    )

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -11,7 +12,7 @@ from marc_batch.errors import StoreError
 from marc_batch.store import Store, Transaction, open_snapshot
 from marc_batch.store.compact import compact
 from marc_batch.store.diff import diff
-from marc_batch.store.incremental import removed_ids, rows_to_encode
+from marc_batch.store.incremental import plan_change
 
 K = 8
 
@@ -90,10 +91,16 @@ def test_incremental_snapshot_merges_to_the_newest_row_per_id(store: Store) -> N
     written = full_snapshot(store)
     ids, _vectors, hashes = rows("item", 3000, 1)
     hashes[5] = "edited"
-    encode = rows_to_encode(store, store.head(), "item", [*ids, "fresh"], [*hashes, "h"])
-    assert np.flatnonzero(encode).tolist() == [5, 3000]
-    gone = removed_ids(store, store.head(), "item", ids[2:])
+    catalogue = pa.table(
+        {"id": [*ids[2:], "fresh"], "text": ["t"] * 2999, "text_hash": [*hashes[2:], "h"]}
+    )
+    plan = plan_change(store, store.head(), "item", catalogue, complete=True)
+    assert plan.encode["id"].to_pylist() == ["fresh", "item00005"]
+    assert (plan.added, plan.changed, plan.unchanged) == (1, 1, 2997)
+    gone = plan.removed
     assert gone.to_pylist() == ["item00000", "item00001"]
+    delta = plan_change(store, store.head(), "item", catalogue.slice(0, 10), complete=False)
+    assert len(delta.removed) == 0 and delta.encode["id"].to_pylist() == ["item00005"]
 
     txn = Transaction(store, model_version="m1", model_sha256="a" * 64, k=K, mode="incremental")
     new_vectors = np.ones((2, K), np.float32)

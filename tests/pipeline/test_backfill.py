@@ -1,0 +1,128 @@
+"""A backfill encodes only what changed and ends where a full refresh of the new catalogue ends."""
+
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pytest
+
+import marc_batch.pipeline.shards as shards_module
+from marc_batch.errors import SourceError, StoreError
+from marc_batch.pipeline.backfill import backfill
+from marc_batch.pipeline.refresh import refresh
+from marc_batch.store import Store, open_snapshot
+from marc_batch.store.channels import read_channel
+from marc_batch.store.validate import validate
+from tests.pipeline.conftest import ITEMS, USERS, config_for
+
+
+def edit_items(path: Path) -> None:
+    """Retitle item 3, drop item 5, add item 60."""
+    lines = path.read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    rows[3] = "3,a brand new title,1999,drama"
+    del rows[5]
+    rows.append("60,the sixty first film,2001,comedy")
+    path.write_text("\n".join([header, *rows]) + "\n")
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Ids the encoder is asked to embed."""
+    seen: list[str] = []
+    real = shards_module.encode_rows
+
+    def counting(runtime, part):
+        seen.extend(part["id"].to_pylist())
+        return real(runtime, part)
+
+    monkeypatch.setattr(shards_module, "encode_rows", counting)
+    return seen
+
+
+def test_backfill_encodes_only_the_change_and_matches_a_full_refresh(
+    tmp_path: Path, registry: Path, counted: list[str]
+) -> None:
+    config = config_for(tmp_path, registry)
+    first = refresh(config)
+    edit_items(tmp_path / "catalogue" / "items.csv")
+    counted.clear()
+
+    report = backfill(config)
+
+    items = sorted(i for i in counted if not i.startswith("u"))
+    users = [i for i in counted if i.startswith("u")]
+    assert items == ["3", "60"]
+    # Users who watched item 3 or 5 have a new history text; only they are re-encoded.
+    assert 0 < len(users) == report.changes["user"].changed < USERS
+    assert report.committed and report.parent_version == first.version
+    change = report.changes["item"]
+    assert (change.added, change.changed, change.removed) == (1, 1, 1)
+    assert change.rows_in == change.added + change.changed + change.unchanged
+    assert report.rows == {"item": ITEMS, "user": USERS}
+    store = Store(config.store)
+    manifest = store.resolve("latest")
+    assert manifest.operation == "incremental" and manifest.version == report.version
+    assert validate(store, manifest) == []
+    assert [index.entity for index in manifest.indexes] == ["item"]
+    assert manifest.indexes[0].rows == ITEMS
+
+    # The same catalogue refreshed from scratch gives the same rows and vectors.
+    reference = config_for(tmp_path / "reference", registry)
+    edit_items(tmp_path / "reference" / "catalogue" / "items.csv")
+    refresh(reference)
+    for entity in ("item", "user"):
+        ids, vectors = open_snapshot(store, "latest", verify=True).matrix(entity)
+        ref_ids, ref_vectors = open_snapshot(Store(reference.store), "latest").matrix(entity)
+        order, ref_order = np.argsort(ids), np.argsort(ref_ids)
+        assert ids[order].tolist() == ref_ids[ref_order].tolist()
+        np.testing.assert_allclose(vectors[order], ref_vectors[ref_order], atol=1e-5)
+
+    index = faiss.deserialize_index(
+        np.frombuffer(open_snapshot(store, "latest").index_bytes("item"), dtype=np.uint8)
+    )
+    assert index.ntotal == ITEMS
+    assert faiss.vector_to_array(faiss.downcast_index(index).id_map).tolist().count(5) == 0
+
+
+def test_nothing_changed_commits_nothing(
+    tmp_path: Path, registry: Path, counted: list[str]
+) -> None:
+    config = config_for(tmp_path, registry)
+    first = refresh(config)
+    counted.clear()
+    report = backfill(config)
+    assert not report.committed and report.version == first.version and counted == []
+    assert Store(config.store).versions() == [first.version]
+
+
+def test_an_items_file_adds_and_updates_without_deleting(
+    tmp_path: Path, registry: Path, counted: list[str]
+) -> None:
+    config = config_for(tmp_path, registry)
+    refresh(config)
+    delta = tmp_path / "new-items.csv"
+    fresh = "".join(f"{i},fresh arrival {i},2024,drama\n" for i in range(100, 130))
+    delta.write_text(f"id,title,year,genres\n{fresh}2,,2000,bad\n")
+    counted.clear()
+    report = backfill(config, items=delta)
+    assert sorted(counted) == [str(i) for i in range(100, 130)]
+    assert report.changes["item"].quarantined == 1  # the blank title, quarantined with a reason
+    assert report.rows["item"] == ITEMS + 30 and "user" not in report.changes
+    manifest = Store(config.store).resolve("latest")
+    assert manifest.quarantine == {"items.EMPTY_TEXT": 1}
+
+
+def test_backfill_refuses_what_it_cannot_build_on(tmp_path: Path, registry: Path) -> None:
+    config = config_for(tmp_path, registry)
+    with pytest.raises(StoreError, match="run a refresh first"):
+        backfill(config)
+    refresh(config)
+    edit_items(tmp_path / "catalogue" / "items.csv")
+    backfill(config, channel="staging")
+    with pytest.raises(StoreError, match="builds on the newest"):
+        store = Store(config.store)
+        assert read_channel(store.backend, "staging")[0].version == 2
+        backfill(config, channel="latest")
+    with pytest.raises(SourceError, match=r"parquet or \.csv"):
+        backfill(config, items=tmp_path / "items.json", channel="staging")
