@@ -9,6 +9,7 @@ import pytest
 
 from marc_batch.config import Config, load_config
 from marc_batch.data.movielens import embedded_dir
+from tests.tiny import build_registry
 
 
 @pytest.fixture
@@ -16,6 +17,12 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
     """Defaults with the store under tmp_path, so tests never write into the work tree."""
     monkeypatch.setenv("MARC_BATCH_STORE__ROOT", str(tmp_path / "store"))
     return load_config()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry whose current version is a tiny LoRA-adapted BERT (see tests/tiny.py)."""
+    return build_registry(tmp_path_factory)
 
 
 @pytest.fixture

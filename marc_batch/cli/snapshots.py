@@ -10,7 +10,7 @@ from rich.table import Table
 
 from marc_batch.cli.options import ConfigOption, JsonOption
 from marc_batch.config import load_config
-from marc_batch.errors import CorruptFile
+from marc_batch.pipeline.publish import publish, rollback, verified
 from marc_batch.store import channels
 from marc_batch.store.compact import compact
 from marc_batch.store.diff import diff
@@ -146,15 +146,13 @@ def validate_command(
     """Re-read every file: sizes, sha256, page checksums, schemas and row counts."""
     store = _store(config, root)
     manifest = store.resolve(ref)
-    problems = validate(store, manifest)
     if json_output:
+        problems = validate(store, manifest)
         _emit({"version": manifest.version, "ok": not problems, "problems": problems})
         if problems:
             raise typer.Exit(1)
         return
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise CorruptFile(f"version {manifest.version}: {problems[0]}{more}")
+    verified(store, manifest)
     typer.echo(f"version {manifest.version}: {len(manifest.files)} files intact")
 
 
@@ -176,10 +174,8 @@ def promote_command(
     root: RootOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Point a channel at a version (compare-and-swap)."""
-    store = _store(config, root)
-    target = store.resolve(ref)
-    channels.move(store.backend, channel, target, expected=expect)
+    """Verify a version, then point a channel at it (compare-and-swap)."""
+    target = publish(_store(config, root), ref, channel, expected=expect)
     _report_channel(channel, target.version, json_output)
 
 
@@ -190,9 +186,8 @@ def rollback_command(
     root: RootOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Point a channel back at the version it pointed at before."""
-    store = _store(config, root)
-    target = channels.rollback(store.backend, channel, store.manifest)
+    """Point a channel back at the version it pointed at before, once that one is verified."""
+    target = rollback(_store(config, root), channel)
     _report_channel(channel, target.version, json_output)
 
 

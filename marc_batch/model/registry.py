@@ -53,14 +53,21 @@ class Registry:
         temporary.write_text(json.dumps({"version": version}) + "\n", encoding="utf-8")
         os.replace(temporary, self.root / CURRENT)
 
-    def current(self) -> str:
+    def find_current(self) -> str | None:
+        """The current version, or None before the first one is registered."""
         pointer = self.root / CURRENT
         if not pointer.is_file():
-            raise ArtifactError(f"no current model in {self.root}; run 'marc-batch train' first")
+            return None
         return json.loads(pointer.read_text(encoding="utf-8"))["version"]
 
+    def current(self) -> str:
+        found = self.find_current()
+        if found is None:
+            raise ArtifactError(f"no current model in {self.root}; run 'marc-batch train' first")
+        return found
+
     def versions(self) -> list[RegistryEntry]:
-        current = self.current() if (self.root / CURRENT).is_file() else None
+        current = self.find_current()
         entries = []
         for directory in sorted(self.root.glob("*/manifest.json")):
             version = directory.parent.name

@@ -24,14 +24,19 @@ from pydantic import BaseModel
 
 from marc_batch.config import Config
 from marc_batch.data.ingest import TableReport, ingest, ingest_items, new_run_id
-from marc_batch.encode.stats import EncodeStats
 from marc_batch.errors import StoreError
 from marc_batch.index import IndexReport
 from marc_batch.index.build import factory_for
 from marc_batch.pipeline.checkpoints import Checkpoints
 from marc_batch.pipeline.indexes import publish_index
 from marc_batch.pipeline.refresh import check_conservation, model_transaction, quarantine_counts
-from marc_batch.pipeline.shards import ShardRunner, collect_shards, encode_serially, stage_shards
+from marc_batch.pipeline.shards import (
+    ShardRunner,
+    collect_shards,
+    encode_serially,
+    run_jobs,
+    stage_shards,
+)
 from marc_batch.store import IndexFile, Manifest, Store, Transaction
 from marc_batch.store.channels import read_channel
 from marc_batch.store.incremental import ChangePlan, plan_change
@@ -157,8 +162,9 @@ def backfill(
     encoded, indexes, embedded = {}, {}, {}
     try:
         new_rows = {}
+        totals = run_jobs(encode, config, version, jobs)
         for entity, plan in plans.items():
-            stats = sum(encode(config, version, jobs[entity]), EncodeStats())
+            stats = totals[entity]
             new_rows[entity] = collect_shards(txn, checkpoints, jobs[entity])
             if len(plan.removed):
                 txn.delete(entity, plan.removed)

@@ -18,14 +18,19 @@ from pydantic import BaseModel
 
 from marc_batch.config import Config
 from marc_batch.data.ingest import TableReport, ingest
-from marc_batch.encode.stats import EncodeStats
 from marc_batch.errors import MarcBatchError
 from marc_batch.index import IndexReport
 from marc_batch.model.artifact import MANIFEST, file_sha256
 from marc_batch.model.registry import Registry
 from marc_batch.pipeline.checkpoints import Checkpoints
 from marc_batch.pipeline.indexes import publish_index
-from marc_batch.pipeline.shards import ShardRunner, collect_shards, encode_serially, stage_shards
+from marc_batch.pipeline.shards import (
+    ShardRunner,
+    collect_shards,
+    encode_serially,
+    run_jobs,
+    stage_shards,
+)
 from marc_batch.store import Store, Transaction
 
 ENTITY_TEXTS = {"item": "item_texts", "user": "user_texts"}
@@ -106,8 +111,9 @@ def refresh(
     }
     encoded, indexes, rows = {}, {}, {}
     try:
+        totals = run_jobs(encode, config, version, jobs)
         for entity, entity_jobs in jobs.items():
-            stats = sum(encode(config, version, entity_jobs), EncodeStats())
+            stats = totals[entity]
             ids, vectors = collect_shards(txn, checkpoints, entity_jobs)
             rows[entity] = len(ids)
             encoded[entity] = stats.summary()

@@ -93,6 +93,17 @@ def encode_serially(config: Config, model_version: str, jobs: list[ShardJob]) ->
     return [encode_job(config, model_version, job) for job in jobs]
 
 
+def run_jobs(
+    encode: ShardRunner, config: Config, model_version: str, jobs: dict[str, list[ShardJob]]
+) -> dict[str, EncodeStats]:
+    """Run every entity's jobs in one go (one cluster session), and total the stats per entity."""
+    flat = [job for entity_jobs in jobs.values() for job in entity_jobs if not job.done]
+    stats = {entity: EncodeStats() for entity in jobs}
+    for job, result in zip(flat, encode(config, model_version, flat) if flat else [], strict=True):
+        stats[job.entity] = stats[job.entity] + result
+    return stats
+
+
 def collect_shards(
     txn: Transaction, checkpoints: Checkpoints, jobs: list[ShardJob]
 ) -> tuple[pa.ChunkedArray, np.ndarray]:

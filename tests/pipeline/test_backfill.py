@@ -13,7 +13,7 @@ from marc_batch.pipeline.refresh import refresh
 from marc_batch.store import Store, open_snapshot
 from marc_batch.store.channels import read_channel
 from marc_batch.store.validate import validate
-from tests.pipeline.conftest import ITEMS, USERS, config_for
+from tests.tiny import ITEMS, USERS, config_for
 
 
 def edit_items(path: Path) -> None:

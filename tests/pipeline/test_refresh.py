@@ -9,7 +9,7 @@ from marc_batch.model.registry import Registry
 from marc_batch.pipeline.refresh import refresh
 from marc_batch.store import Store, open_snapshot
 from marc_batch.store.channels import read_channel
-from tests.pipeline.conftest import ITEMS, USERS, config_for
+from tests.tiny import ITEMS, USERS, config_for
 
 
 def test_refresh_publishes_a_complete_indexed_snapshot(tmp_path: Path, registry: Path) -> None:

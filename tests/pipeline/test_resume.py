@@ -6,7 +6,7 @@ import pytest
 import marc_batch.pipeline.shards as shards_module
 from marc_batch.pipeline.refresh import refresh
 from marc_batch.store import Store
-from tests.pipeline.conftest import config_for
+from tests.tiny import config_for
 
 
 def file_digests(config) -> list[tuple[str, int, int, str]]:

@@ -6,7 +6,7 @@ import yaml
 from marc_batch.pipeline.refresh import refresh
 from marc_batch.pipeline.search import search
 from tests.conftest import run_cli
-from tests.pipeline.conftest import config_for
+from tests.tiny import config_for
 
 
 def test_search_by_id_and_by_text_through_the_cli(tmp_path: Path, registry: Path) -> None:

@@ -1,4 +1,7 @@
-"""A small catalogue on disk and a tiny registered MARC encoder, both built locally."""
+"""A small catalogue on disk and a tiny registered MARC encoder, both built locally.
+
+The ``registry`` fixture (in ``tests/conftest.py``) builds the encoder once per session.
+"""
 
 from pathlib import Path
 
@@ -55,8 +58,7 @@ def config_for(tmp_path: Path, registry: Path, **index: object) -> Config:
     )
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def build_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry whose current version is a tiny LoRA-adapted BERT with random heads."""
     torch.manual_seed(0)
     backbone_dir = _save(tmp_path_factory.mktemp("bert"), BertModel(BertConfig(**SIZES)))

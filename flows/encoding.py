@@ -1,0 +1,57 @@
+"""Shard encoding as Prefect tasks, on whichever engine the config names.
+
+Each shard is one task run: retried on failure (a lost worker, a flaky
+object store), holding one slot of the global concurrency limit ``gpu``
+while it encodes (create it with ``prefect gcl create gpu --limit <GPUs>``;
+without it nothing is limited), and logging its throughput. The tasks run
+inside an ``encode-shards`` subflow whose task runner comes from
+``flows.runner`` (threads, a Dask cluster, a Ray cluster), so the engine is
+a deployment setting, not code.
+"""
+
+from prefect import flow, get_run_logger, task, unmapped
+from prefect.cache_policies import NO_CACHE
+from prefect.concurrency.sync import concurrency
+
+from flows.outcome import worth_retrying
+from flows.runners import gpu_request, task_runner
+from marc_batch.config import Config
+from marc_batch.encode.stats import EncodeStats
+from marc_batch.pipeline.shards import ShardJob, encode_job
+
+
+@task(
+    name="encode-shard",
+    retries=2,
+    retry_delay_seconds=[5, 30],
+    retry_condition_fn=worth_retrying,
+    cache_policy=NO_CACHE,
+    task_run_name="encode-{job.entity}-shard-{job.shard}",
+)
+def encode_shard(config: Config, model_version: str, job: ShardJob) -> EncodeStats:
+    with concurrency("gpu", occupy=1):
+        stats = encode_job(config, model_version, job)
+    get_run_logger().info(
+        "%s shard %d: %d texts, %.0f texts/s, %.0f tokens/s, padding %.1f%%",
+        job.entity,
+        job.shard,
+        job.rows,
+        stats.texts_per_second,
+        stats.tokens_per_second,
+        100 * stats.padding_ratio,
+    )
+    return stats
+
+
+@flow(name="encode-shards", log_prints=False)
+def encode_shards(config: Config, model_version: str, jobs: list[ShardJob]) -> list[EncodeStats]:
+    """Submit every shard at once; the runner decides how many run side by side."""
+    with gpu_request(config.flows):
+        futures = encode_shard.map(unmapped(config), unmapped(model_version), jobs)
+    return [future.result() for future in futures]
+
+
+def encode_on_engine(config: Config, model_version: str, jobs: list[ShardJob]) -> list[EncodeStats]:
+    """The :data:`ShardRunner` the flows hand to the library's refresh and backfill."""
+    engine = encode_shards.with_options(task_runner=task_runner(config.flows))
+    return engine(config, model_version, jobs)

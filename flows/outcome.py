@@ -1,0 +1,34 @@
+"""How a flow ends on a user error: a Failed state with one clear line, not a traceback.
+
+A bad catalogue or a missing model is not a crash: the run is marked
+failed with the error's own message (what the UI, the worker log and the
+CLI show), and the published state is unchanged.
+"""
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from prefect import get_run_logger
+from prefect.states import Failed, State
+
+from marc_batch.errors import MarcBatchError
+
+T = TypeVar("T")
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def run_step(step: Callable[[], T]) -> T | State:
+    """``step()``, or a Failed state carrying its user error's message."""
+    try:
+        return step()
+    except MarcBatchError as exc:
+        get_run_logger().error("error: %s", one_line(exc))
+        return Failed(message=one_line(exc))
+
+
+def worth_retrying(_task: object, _task_run: object, state: State) -> bool:
+    """Retry what may pass next time (a lost worker, a flaky store), not a user's error."""
+    return not isinstance(state.result(raise_on_failure=False), MarcBatchError)

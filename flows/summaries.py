@@ -1,0 +1,48 @@
+"""Flow-run summaries as Prefect artifacts: what a run read, wrote, skipped and proved."""
+
+from prefect.artifacts import create_markdown_artifact
+
+from marc_batch.index import IndexReport
+
+
+def _encode_rows(encode: dict[str, dict[str, float]]) -> list[str]:
+    lines = [
+        "| entity | texts | texts/s | tokens/s | padding | OOM retries |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {entity} | {s['texts']:.0f} | {s['texts_per_second']:.1f} | "
+        f"{s['tokens_per_second']:.0f} | {s['padding_ratio']:.1%} | {s['oom_retries']:.0f} |"
+        for entity, s in encode.items()
+    ]
+    return lines
+
+
+def _index_rows(indexes: dict[str, IndexReport]) -> list[str]:
+    lines = [
+        "| index | type | rows | recall | target | nprobe | build s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {entity} | `{r.factory}` | {r.rows} | {r.recall:.4f} | {r.recall_target} | "
+        f"{r.nprobe or '-'} | {r.build_seconds:.2f} |"
+        for entity, r in indexes.items()
+    ]
+    return lines
+
+
+def publish_summary(
+    key: str,
+    title: str,
+    facts: dict[str, object],
+    encode: dict[str, dict[str, float]],
+    indexes: dict[str, IndexReport],
+) -> None:
+    """One markdown artifact per run, under a stable key so the UI shows its history."""
+    lines = [f"## {title}", ""]
+    lines += [f"- **{name}**: {value}" for name, value in facts.items()]
+    if encode:
+        lines += ["", *_encode_rows(encode)]
+    if indexes:
+        lines += ["", *_index_rows(indexes)]
+    create_markdown_artifact(key=key, markdown="\n".join(lines), description=title)

@@ -1,0 +1,96 @@
+"""Training: a new MARC version, judged against the current one before it replaces it.
+
+The new version is always registered (it is content-addressed, so nothing
+is overwritten) but becomes ``current`` only if its validation AUC beats
+the current model's; the test split is never used to decide. With
+``compare_baselines`` the MARC.md protocol scores it against the baselines
+and the report lands next to the registry.
+"""
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
+
+from flows.outcome import run_step
+from flows.parameters import TrainParameters
+from flows.summaries import publish_summary
+from marc_batch.config import Config
+from marc_batch.evaluate.report import EvaluationReport, write_report
+from marc_batch.evaluate.run import evaluate
+from marc_batch.model.registry import Registry
+from marc_batch.train.register import TrainSummary, promote_if_better, train_and_register
+from marc_batch.train.trainer import progress_bar
+
+
+class TrainOutcome(BaseModel):
+    trained: TrainSummary
+    promoted: bool
+    incumbent_valid_auc: float | None
+    report_dir: str | None
+    test_auc: dict[str, float]
+
+
+@task(name="train", cache_policy=NO_CACHE)
+def train(config: Config) -> TrainSummary:
+    return train_and_register(config, make_current=False)
+
+
+@task(name="evaluate-against-baselines", cache_policy=NO_CACHE)
+def compare(config: Config, version: str, out: Path) -> EvaluationReport:
+    with progress_bar() as progress:
+        report = evaluate(config, version, f"train-model flow, model {version}", progress)
+    write_report(report, out)
+    return report
+
+
+@flow(name="train-model", log_prints=False)
+def train_model(parameters: TrainParameters | None = None) -> TrainOutcome:
+    """Train, optionally evaluate against the baselines, promote only on a better validation AUC."""
+    parameters = parameters or TrainParameters()
+
+    def step() -> TrainOutcome:
+        config = parameters.load()
+        registry = Registry(Path(config.model.registry))
+        trained = train(config)
+        report_dir, test_auc = None, {}
+        if parameters.compare_baselines:
+            out = parameters.report_dir or registry.root / "reports" / trained.version
+            report = compare(config, trained.version, out)
+            report_dir = str(out)
+            test_auc = {name: method.auc_mean for name, method in report.methods.items()}
+        promoted, incumbent = promote_if_better(registry, trained.version)
+        return TrainOutcome(
+            trained=trained,
+            promoted=promoted,
+            incumbent_valid_auc=incumbent,
+            report_dir=report_dir,
+            test_auc=test_auc,
+        )
+
+    outcome = run_step(step)
+    if not isinstance(outcome, TrainOutcome):
+        return outcome
+    verdict = "now current" if outcome.promoted else "registered, not promoted"
+    get_run_logger().info(
+        "model %s (validation AUC %.4f) %s",
+        outcome.trained.version,
+        outcome.trained.valid_auc,
+        verdict,
+    )
+    publish_summary(
+        "train-model",
+        f"Model {outcome.trained.version}: {verdict}",
+        {
+            "validation AUC": f"{outcome.trained.valid_auc:.4f}",
+            "current model's validation AUC": outcome.incumbent_valid_auc,
+            "epochs": outcome.trained.epochs_run,
+            "train seconds": outcome.trained.train_seconds,
+            "report": outcome.report_dir,
+            **{f"test AUC {name}": f"{auc:.4f}" for name, auc in outcome.test_auc.items()},
+        },
+        {},
+        {},
+    )
+    return outcome

@@ -1,0 +1,39 @@
+"""Moving a channel: only ever to a snapshot that has just been verified byte for byte.
+
+Ranking teams read whatever a channel points at, so before ``prod`` moves
+(forward to a new snapshot, or back to the one before) every file of the
+target is re-read against its manifest. A corrupt target leaves the channel
+where it was.
+"""
+
+from marc_batch.errors import CorruptFile, SnapshotNotFound
+from marc_batch.store import Manifest, Store, channels
+from marc_batch.store.validate import validate
+
+
+def verified(store: Store, manifest: Manifest) -> Manifest:
+    problems = validate(store, manifest)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CorruptFile(f"version {manifest.version}: {problems[0]}{more}")
+    return manifest
+
+
+def publish(store: Store, ref: str | int, channel: str, expected: int | None = None) -> Manifest:
+    """Point ``channel`` at ``ref`` after verifying it; with ``expected``, compare-and-swap."""
+    target = verified(store, store.resolve(ref))
+    channels.move(store.backend, channel, target, expected=expected)
+    return target
+
+
+def rollback(store: Store, channel: str) -> Manifest:
+    """Point ``channel`` back at its previous target, after verifying that target."""
+    found = channels.read_channel(store.backend, channel)
+    if found is None:
+        raise SnapshotNotFound(f"no channel {channel!r}")
+    pointer = found[0]
+    earlier = [v for v in pointer.history if v != pointer.version]
+    if not earlier:
+        raise SnapshotNotFound(f"channel {channel!r} has no earlier target to roll back to")
+    verified(store, store.manifest(earlier[0]))
+    return channels.rollback(store.backend, channel, store.manifest)

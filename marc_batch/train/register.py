@@ -1,0 +1,83 @@
+"""Train MARC, save it as a verified artifact, register it; promote it only if it is better.
+
+Both ``marc-batch train`` and the ``train-model`` flow go through here, so a
+model reaches the registry the same way whichever started it.
+"""
+
+import shutil
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from marc_batch.config import Config
+from marc_batch.model.artifact import save_artifact, staging_dir
+from marc_batch.model.registry import Registry
+from marc_batch.train.recipe import prepare, train_variant
+from marc_batch.train.trainer import progress_bar
+
+SELECTION_METRIC = "valid_auc"
+
+
+class TrainSummary(BaseModel):
+    version: str
+    path: str
+    valid_auc: float
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+    history: list[dict[str, float]]
+
+
+def train_and_register(
+    config: Config,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    make_current: bool = True,
+) -> TrainSummary:
+    """Train under ``config.model`` and register the result (as ``current`` if asked)."""
+    registry = Registry(Path(config.model.registry))
+    with progress_bar() as progress:
+        prepared = prepare(config, progress)
+    encoder, _, result = train_variant(prepared, config.model, checkpoint_dir, resume)
+    staged = staging_dir(registry.root)
+    try:
+        save_artifact(
+            encoder,
+            staged,
+            base_backbone=config.model.backbone,
+            base_sha256=prepared.base_sha256,
+            metrics={
+                SELECTION_METRIC: round(result.best_valid_auc, 6),
+                "best_epoch": result.best_epoch,
+                "train_seconds": round(result.seconds, 1),
+            },
+        )
+        version = registry.register(staged, make_current=make_current)
+    finally:
+        shutil.rmtree(staged.parent, ignore_errors=True)
+    return TrainSummary(
+        version=version,
+        path=str(registry.path(version)),
+        valid_auc=result.best_valid_auc,
+        best_epoch=result.best_epoch,
+        epochs_run=result.epochs_run,
+        train_seconds=round(result.seconds, 1),
+        history=result.history,
+    )
+
+
+def promote_if_better(registry: Registry, version: str) -> tuple[bool, float | None]:
+    """Make ``version`` current if its validation AUC beats the current one's (or none is).
+
+    Returns whether it was promoted and the current model's AUC it was held to.
+    """
+    incumbent = registry.find_current()
+    if incumbent is None:
+        registry.set_current(version)
+        return True, None
+    theirs = registry.config(incumbent).metrics.get(SELECTION_METRIC)
+    mine = registry.config(version).metrics.get(SELECTION_METRIC)
+    better = mine is not None and (theirs is None or mine > theirs)
+    if better:
+        registry.set_current(version)
+    return better, theirs
