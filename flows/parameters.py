@@ -39,6 +39,7 @@ class BackfillParameters(FlowParameters):
 
 
 class TrainParameters(FlowParameters):
+    epochs: int | None = Field(None, ge=1, description="Override model.train.epochs.")
     compare_baselines: bool = Field(
         True, description="Also score the baselines (MARC.md protocol) and write the report."
     )

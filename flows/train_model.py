@@ -52,6 +52,8 @@ def train_model(parameters: TrainParameters | None = None) -> TrainOutcome:
 
     def step() -> TrainOutcome:
         config = parameters.load()
+        if parameters.epochs is not None:
+            config.model.train.epochs = parameters.epochs
         registry = Registry(Path(config.model.registry))
         trained = train(config)
         report_dir, test_auc = None, {}

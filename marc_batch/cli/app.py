@@ -9,10 +9,12 @@ import sys
 
 import typer
 
+from marc_batch.cli.demo import demo_command
 from marc_batch.cli.evaluate import evaluate_command
+from marc_batch.cli.flows import backfill_command, refresh_command
 from marc_batch.cli.ingest import ingest_command
-from marc_batch.cli.refresh import refresh_command, search_command
 from marc_batch.cli.schemas import schemas_command
+from marc_batch.cli.search import search_command
 from marc_batch.cli.snapshots import snapshots_app
 from marc_batch.cli.train import train_command
 from marc_batch.errors import MarcBatchError
@@ -27,10 +29,12 @@ app = typer.Typer(
 app.command("ingest")(ingest_command)
 app.command("schemas")(schemas_command)
 app.command("refresh")(refresh_command)
+app.command("backfill")(backfill_command)
 app.command("search")(search_command)
 app.add_typer(snapshots_app, name="snapshots")
 app.command("train")(train_command)
 app.command("evaluate")(evaluate_command)
+app.command("demo")(demo_command)
 
 
 def main() -> None:

@@ -86,9 +86,9 @@ def describe_validation_error(exc: ValidationError, origin: str) -> str:
     return f"{origin}: {field}: {message}{more}"
 
 
-def load_config(path: Path | None = None) -> Config:
+def load_config(path: Path | str | None = None) -> Config:
     """Load the configuration from ``path`` (optional) and the environment."""
-    data = read_config_file(path) if path is not None else {}
+    data = read_config_file(Path(path)) if path is not None else {}
     origin = str(path) if path is not None else "config"
     try:
         return Config(**data)

@@ -1,4 +1,4 @@
-"""``marc-batch refresh`` and ``marc-batch search``: publish a snapshot, then query it."""
+"""``marc-batch search``: the nearest items in a published snapshot."""
 
 from typing import Annotated
 
@@ -8,38 +8,7 @@ from rich.table import Table
 
 from marc_batch.cli.options import ConfigOption, JsonOption
 from marc_batch.config import load_config
-from marc_batch.pipeline.refresh import refresh
 from marc_batch.pipeline.search import search
-
-
-def refresh_command(
-    config: ConfigOption = None,
-    model: Annotated[str, typer.Option(help="Model version, or 'current'.")] = "current",
-    json_output: JsonOption = False,
-) -> None:
-    """Re-encode every item and user, write a snapshot, index it and move the channel."""
-    report = refresh(load_config(config), model_version=model)
-    if json_output:
-        typer.echo(report.model_dump_json())
-        return
-    console = Console()
-    console.print(
-        f"published version {report.version} ({report.snapshot_id}) to '{report.channel}' "
-        f"with model {report.model_version}: {report.rows['item']} items, "
-        f"{report.rows['user']} users, {report.quarantined} rows quarantined",
-        markup=False,
-    )
-    for entity, stats in report.encode.items():
-        console.print(
-            f"{entity}: {stats['texts_per_second']:.0f} texts/s, "
-            f"{stats['tokens_per_second']:.0f} tokens/s, padding {stats['padding_ratio']:.1%}"
-        )
-    for entity, index in report.indexes.items():
-        console.print(
-            f"{entity} index: {index.factory}, recall@{index.recall_k} {index.recall:.3f} "
-            f"(target {index.recall_target}), built in {index.build_seconds:.1f} s",
-            markup=False,
-        )
 
 
 def search_command(

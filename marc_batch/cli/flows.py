@@ -1,0 +1,134 @@
+"""``marc-batch refresh | backfill | demo``: the Prefect flows, run here with an ephemeral server.
+
+The commands run exactly the flows a deployment runs, so a local run shows
+up as a flow run with its task runs, logs (the progress, on stderr) and
+summary artifact. ``--json`` prints the run's report alone on stdout.
+Prefect is imported inside the commands, so the other commands start fast.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from marc_batch.cli.options import ConfigOption, JsonOption
+from marc_batch.errors import MarcBatchError
+from marc_batch.index import IndexReport
+
+ModelOption = Annotated[str, typer.Option("--model", help="Model version, or 'current'.")]
+ChannelOption = Annotated[
+    str | None, typer.Option("--channel", help="Channel to publish to (default: flows.channel).")
+]
+
+
+def run_flow(flow: Callable[..., Any], parameters: BaseModel) -> Any:
+    """Run ``flow`` to completion; a failed run becomes one ``error:`` line, a bug a traceback."""
+    state = flow(parameters, return_state=True)
+    if state.is_completed():
+        return state.result()
+    failure = state.result(raise_on_failure=False)
+    if isinstance(failure, BaseException) and not isinstance(failure, MarcBatchError):
+        raise failure
+    raise MarcBatchError(state.message or f"flow run ended in state {state.type.value}")
+
+
+def _print_indexes(console: Console, indexes: dict[str, IndexReport]) -> None:
+    for entity, index in indexes.items():
+        console.print(
+            f"{entity} index: {index.factory}, recall@{index.recall_k} {index.recall:.3f} "
+            f"(target {index.recall_target}), built in {index.build_seconds:.1f} s",
+            markup=False,
+        )
+
+
+def _print_encode(console: Console, encode: dict[str, dict[str, float]]) -> None:
+    for entity, stats in encode.items():
+        console.print(
+            f"{entity}: {stats['texts']:.0f} texts, {stats['texts_per_second']:.0f} texts/s, "
+            f"{stats['tokens_per_second']:.0f} tokens/s, padding {stats['padding_ratio']:.1%}"
+        )
+
+
+def refresh_command(
+    config: ConfigOption = None,
+    model: ModelOption = "current",
+    channel: ChannelOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Re-encode every item and user, write a snapshot, index it and move the channel."""
+    from flows.nightly_refresh import nightly_refresh
+    from flows.parameters import RefreshParameters
+
+    parameters = RefreshParameters(config=config, model_version=model, channel=channel)
+    report = run_flow(nightly_refresh, parameters)
+    if json_output:
+        typer.echo(report.model_dump_json())
+        return
+    console = Console()
+    console.print(
+        f"published version {report.version} ({report.snapshot_id}) to '{report.channel}' "
+        f"with model {report.model_version}: {report.rows['item']} items, "
+        f"{report.rows['user']} users, {report.quarantined} rows quarantined",
+        markup=False,
+    )
+    _print_encode(console, report.encode)
+    _print_indexes(console, report.indexes)
+
+
+def backfill_command(
+    config: ConfigOption = None,
+    items: Annotated[
+        Path | None,
+        typer.Option(
+            "--items",
+            help="A .parquet or .csv file of new or changed items (default: diff the whole "
+            "configured catalogue, deletions included).",
+        ),
+    ] = None,
+    channel: ChannelOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Encode only new and changed rows and publish them as an incremental snapshot."""
+    from flows.backfill import backfill_flow
+    from flows.parameters import BackfillParameters
+
+    report = run_flow(
+        backfill_flow, BackfillParameters(config=config, items=items, channel=channel)
+    )
+    if json_output:
+        typer.echo(report.model_dump_json())
+        return
+    console = Console()
+    table = Table(title=f"backfill on '{report.channel}' from version {report.parent_version}")
+    for column in ("entity", "rows in", "added", "changed", "removed", "unchanged", "quarantined"):
+        table.add_column(column, justify="left" if column == "entity" else "right")
+    for entity, change in report.changes.items():
+        table.add_row(
+            entity,
+            *(
+                str(value)
+                for value in (
+                    change.rows_in,
+                    change.added,
+                    change.changed,
+                    change.removed,
+                    change.unchanged,
+                    change.quarantined,
+                )
+            ),
+        )
+    console.print(table)
+    if not report.committed:
+        console.print(f"nothing changed; '{report.channel}' stays at version {report.version}")
+        return
+    console.print(
+        f"published version {report.version} ({report.snapshot_id}): "
+        + ", ".join(f"{entity} {rows}" for entity, rows in report.rows.items()),
+        markup=False,
+    )
+    _print_encode(console, report.encode)
+    _print_indexes(console, report.indexes)
