@@ -227,9 +227,11 @@ def test_backfill_deployment_runs_on_a_process_worker(
         assert all(not deployments[name]["schedules"] for name in DEPLOYMENTS - {"nightly-refresh"})
 
         # What `prefect deployment run backfill/backfill --params ...` does.
+        create_run = f"/deployments/{deployments['backfill']['id']}/create_flow_run"
+        refused = api.post(create_run, json={"parameters": {"parameters": {"chanel": "prod"}}})
+        assert refused.status_code == 409 and "'chanel' was unexpected" in refused.text
         run = api.post(
-            f"/deployments/{deployments['backfill']['id']}/create_flow_run",
-            json={"parameters": {"parameters": {"config": str(config_path)}}},
+            create_run, json={"parameters": {"parameters": {"config": str(config_path)}}}
         )
         run_id = run.raise_for_status().json()["id"]
         state = wait_for_final_state(api, run_id, processes, worker_log)
