@@ -37,7 +37,8 @@ def test_template_is_accepted_and_keeps_the_gpu_settings(name: str, pool_type: s
             ["gpu"]
         ]
     if pool_type == "kubernetes":
-        container = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"][
-            "containers"
-        ][0]
+        pod = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+        container = pod["containers"][0]
         assert container["resources"]["limits"]["nvidia.com/gpu"] == "{{ gpu_count }}"
+        assert container["volumeMounts"] == "{{ volume_mounts }}"
+        assert pod["volumes"] == "{{ volumes }}"
