@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: install
-	$(BIN)/marc-batch ingest --dataset ml-100k
+	$(BIN)/marc-batch demo
 
 lint: install
 	$(BIN)/ruff check .
