@@ -6,6 +6,7 @@ summary artifact. ``--json`` prints the run's report alone on stdout.
 Prefect is imported inside the commands, so the other commands start fast.
 """
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +28,9 @@ ChannelOption = Annotated[
 
 def run_flow(flow: Callable[..., Any], parameters: BaseModel) -> Any:
     """Run ``flow`` to completion; a failed run becomes one ``error:`` line, a bug a traceback."""
+    # Batch machines are often offline: without this the ephemeral server logs a failed
+    # telemetry call as an error on every run.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     state = flow(parameters, return_state=True)
     if state.is_completed():
         return state.result()
