@@ -29,6 +29,7 @@ from marc_batch.index import IndexReport
 from marc_batch.index.build import factory_for
 from marc_batch.pipeline.checkpoints import Checkpoints
 from marc_batch.pipeline.indexes import publish_index
+from marc_batch.pipeline.publish import promote_new
 from marc_batch.pipeline.refresh import check_conservation, model_transaction, quarantine_counts
 from marc_batch.pipeline.shards import (
     ShardRunner,
@@ -172,10 +173,11 @@ def backfill(
             encoded[entity] = stats.summary()
         check_conservation(tables, embedded)
         indexes = _update_indexes(config, store, parent, txn, plans, new_rows)
-        manifest = txn.commit([channel])
+        manifest = txn.commit([])
     except BaseException:
         txn.abort()
         raise
+    promote_new(txn.store, manifest, channel)
     checkpoints.clear([job.key for entity_jobs in jobs.values() for job in entity_jobs])
     return _report(run_id, True, manifest, parent, channel, changes, tables, encoded, indexes)
 

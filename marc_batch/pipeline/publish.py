@@ -19,6 +19,14 @@ def verified(store: Store, manifest: Manifest) -> Manifest:
     return manifest
 
 
+def promote_new(store: Store, manifest: Manifest, channel: str) -> None:
+    """Move ``channel`` forward to a just-committed version, once every byte is verified.
+
+    Forward only: if a newer version reached the channel meanwhile, it stays.
+    """
+    channels.advance(store.backend, channel, verified(store, manifest))
+
+
 def publish(store: Store, ref: str | int, channel: str, expected: int | None = None) -> Manifest:
     """Point ``channel`` at ``ref`` after verifying it; with ``expected``, compare-and-swap."""
     target = verified(store, store.resolve(ref))

@@ -8,8 +8,9 @@ the flows. Finished shards are checkpointed, so a re-run after a crash
 encodes only the shards that were not finished. The index is built and
 recall-checked before the commit: if it misses its target, the transaction
 is aborted and the channel keeps pointing at the previous snapshot.
-Conservation is checked before anything is published: rows in = rows
-embedded + rows quarantined.
+Conservation is checked before anything is committed: rows in = rows
+embedded + rows quarantined. The channel moves only after the committed
+snapshot has been re-read and verified against its manifest.
 """
 
 from pathlib import Path
@@ -24,6 +25,7 @@ from marc_batch.model.artifact import MANIFEST, file_sha256
 from marc_batch.model.registry import Registry
 from marc_batch.pipeline.checkpoints import Checkpoints
 from marc_batch.pipeline.indexes import publish_index
+from marc_batch.pipeline.publish import promote_new
 from marc_batch.pipeline.shards import (
     ShardRunner,
     collect_shards,
@@ -128,10 +130,11 @@ def refresh(
         check_conservation(
             {"item": ingested.tables["items"], "user": ingested.tables["users"]}, rows
         )
-        manifest = txn.commit([channel])
+        manifest = txn.commit([])
     except BaseException:
         txn.abort()
         raise
+    promote_new(txn.store, manifest, channel)
     checkpoints.clear([job.key for entity_jobs in jobs.values() for job in entity_jobs])
     return RefreshReport(
         run_id=ingested.run_id,
