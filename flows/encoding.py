@@ -2,22 +2,29 @@
 
 Each shard is one task run: retried on failure (a lost worker, a flaky
 object store), holding one slot of the global concurrency limit ``gpu``
-while it encodes (create it with ``prefect gcl create gpu --limit <GPUs>``;
-without it nothing is limited), and logging its throughput. The tasks run
+while it encodes, and logging its throughput. Operators size ``gpu`` to
+their GPUs (``prefect gcl create gpu --limit <GPUs>``); where it does not
+exist yet, the first run creates it with one slot per local GPU (one on a
+CPU machine) on threads, or ``flows.workers`` slots on a cluster. The tasks run
 inside an ``encode-shards`` subflow whose task runner comes from
 ``flows.runner`` (threads, a Dask cluster, a Ray cluster), so the engine is
 a deployment setting, not code.
 """
 
-from prefect import flow, get_run_logger, task, unmapped
+import torch
+from prefect import flow, get_client, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
 from flows.outcome import worth_retrying
 from flows.runners import gpu_request, task_runner
 from marc_batch.config import Config
 from marc_batch.encode.stats import EncodeStats
 from marc_batch.pipeline.shards import ShardJob, encode_job
+
+GPU_LIMIT = "gpu"
 
 
 @task(
@@ -29,7 +36,7 @@ from marc_batch.pipeline.shards import ShardJob, encode_job
     task_run_name="encode-{job.entity}-shard-{job.shard}",
 )
 def encode_shard(config: Config, model_version: str, job: ShardJob) -> EncodeStats:
-    with concurrency("gpu", occupy=1):
+    with concurrency(GPU_LIMIT, occupy=1):
         stats = encode_job(config, model_version, job)
     get_run_logger().info(
         "%s shard %d: %d texts, %.0f texts/s, %.0f tokens/s, padding %.1f%%",
@@ -43,9 +50,30 @@ def encode_shard(config: Config, model_version: str, job: ShardJob) -> EncodeSta
     return stats
 
 
+def ensure_gpu_limit(config: Config) -> None:
+    """Create the ``gpu`` limit if it is missing, so encoding is always limited."""
+    slots = config.flows.workers
+    if config.flows.runner == "threads":
+        slots = max(1, torch.cuda.device_count())
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(GPU_LIMIT)
+        except ObjectNotFound:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=GPU_LIMIT, limit=slots)
+                )
+            except ObjectAlreadyExists:  # another run created it first
+                return
+            get_run_logger().info(
+                "created the %r concurrency limit with %d slot(s)", GPU_LIMIT, slots
+            )
+
+
 @flow(name="encode-shards", log_prints=False)
 def encode_shards(config: Config, model_version: str, jobs: list[ShardJob]) -> list[EncodeStats]:
-    """Submit every shard at once; the runner decides how many run side by side."""
+    """Submit every shard at once; the runner and the ``gpu`` limit decide how many run at once."""
+    ensure_gpu_limit(config)
     with gpu_request(config.flows):
         futures = encode_shard.map(unmapped(config), unmapped(model_version), jobs)
     return [future.result() for future in futures]

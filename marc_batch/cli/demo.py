@@ -5,6 +5,7 @@ First run: train a MARC encoder on MovieLens-100K with the bundled MiniLM
 the registered model and only refresh. Both steps are the production flows.
 """
 
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -35,11 +36,11 @@ class DemoReport(BaseModel):
 
 def duckdb_one_liner(config_path: Path | None, version: int) -> str:
     """A shell command that opens the snapshot in DuckDB (views ``item`` and ``user``)."""
-    load = f"load_config({str(config_path)!r})" if config_path else "load_config()"
+    load = f"load_config({json.dumps(str(config_path))})" if config_path else "load_config()"
     code = (
         "import marc_batch.store as s; from marc_batch.config import load_config; "
-        f"s.open_snapshot(s.Store({load}.store), 'v{version}').duckdb()"
-        ".sql('SELECT id, embedding FROM item LIMIT 5').show()"
+        f's.open_snapshot(s.Store({load}.store), "v{version}").duckdb()'
+        '.sql("SELECT id, embedding FROM item LIMIT 5").show()'
     )
     return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}"
 

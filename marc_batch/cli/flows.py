@@ -20,6 +20,13 @@ from marc_batch.cli.options import ConfigOption, JsonOption
 from marc_batch.errors import MarcBatchError
 from marc_batch.index import IndexReport
 
+# Prefect reads its settings when it is first imported, so these come before any flow import.
+# Batch machines are often offline: without this the ephemeral server logs a failed
+# telemetry call as an error on every run.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Prefect waits 20 s for its ephemeral server; a busy batch machine can need longer.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
 ModelOption = Annotated[str, typer.Option("--model", help="Model version, or 'current'.")]
 ChannelOption = Annotated[
     str | None, typer.Option("--channel", help="Channel to publish to (default: flows.channel).")
@@ -28,9 +35,6 @@ ChannelOption = Annotated[
 
 def run_flow(flow: Callable[..., Any], parameters: BaseModel) -> Any:
     """Run ``flow`` to completion; a failed run becomes one ``error:`` line, a bug a traceback."""
-    # Batch machines are often offline: without this the ephemeral server logs a failed
-    # telemetry call as an error on every run.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     state = flow(parameters, return_state=True)
     if state.is_completed():
         return state.result()

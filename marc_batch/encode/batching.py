@@ -10,19 +10,29 @@ indices each batch carries.
 
 import numpy as np
 
+MIN_BATCH_TEXTS = 16
+MAX_TEXT_PADDING = 0.25
+
 
 def plan_batches(lengths: np.ndarray, token_budget: int) -> list[np.ndarray]:
     """Split positions ``0..len(lengths)`` into batches of at most ``token_budget`` padded tokens.
 
     Longest first, so an out-of-memory error shows up on the first batch
     rather than hours in. A text longer than the budget gets a batch of its own.
+    A batch of ``MIN_BATCH_TEXTS`` or more also closes before a text that it
+    would pad by more than ``MAX_TEXT_PADDING`` of the batch's length: a small
+    input (one shard) would otherwise fit in one batch padded to its longest text.
     """
     order = np.argsort(-lengths, kind="stable")
+    sizes = np.maximum(lengths[order].astype(np.int64), 1)
     batches: list[np.ndarray] = []
     start = 0
     while start < len(order):
-        longest = max(int(lengths[order[start]]), 1)
+        longest = int(sizes[start])
         size = max(1, token_budget // longest)
+        short = np.flatnonzero(sizes[start : start + size] < (1 - MAX_TEXT_PADDING) * longest)
+        if len(short) and short[0] >= MIN_BATCH_TEXTS:
+            size = int(short[0])
         batches.append(order[start : start + size])
         start += size
     return batches

@@ -81,6 +81,13 @@ def test_batches_cover_every_text_once_within_budget(lengths: list[int], budget:
         assert len(batch) == 1 or len(batch) * array[batch].max() <= budget
 
 
+def test_a_small_input_is_not_padded_to_its_longest_text() -> None:
+    lengths = np.array([40] * 20 + [28] * 20 + [12] * 160)
+    batches = plan_batches(lengths, token_budget=16_384)
+    padded = sum(len(batch) * lengths[batch].max() for batch in batches)
+    assert len(batches) == 3 and 1 - lengths.sum() / padded < 0.05
+
+
 def test_length_bucketing_cuts_padding(embedder: TinyEmbedder) -> None:
     corpus = texts(200, seed=2)
     bucketed = EncoderRuntime(embedder, CPU, 64, token_budget=640, window=200).encode(corpus)[1]

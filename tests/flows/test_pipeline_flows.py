@@ -7,6 +7,7 @@ import numpy as np
 import pyarrow as pa
 import yaml
 from prefect.client.orchestration import get_client
+from prefect.exceptions import ObjectNotFound
 
 from flows.backfill import backfill_flow
 from flows.nightly_refresh import nightly_refresh
@@ -93,3 +94,25 @@ def test_refresh_on_a_two_worker_dask_cluster_matches_the_single_process_run(
             np.stack(theirs["embedding"].to_numpy(zero_copy_only=False)),
             atol=1e-5,
         )
+
+
+def test_encoding_holds_the_gpu_limit_and_creates_it_when_missing(
+    tmp_path: Path, registry: Path
+) -> None:
+    async def limit() -> int | None:
+        async with get_client() as client:
+            try:
+                found = await client.read_global_concurrency_limit_by_name("gpu")
+            except ObjectNotFound:
+                return None
+            return found.limit
+
+    async def drop() -> None:
+        async with get_client() as client:
+            await client.delete_global_concurrency_limit_by_name("gpu")
+
+    if asyncio.run(limit()) is not None:
+        asyncio.run(drop())
+    path = config_file(tmp_path, config_for(tmp_path, registry))
+    nightly_refresh(RefreshParameters(config=path))
+    assert asyncio.run(limit()) == 1  # one slot: this machine has no GPU
