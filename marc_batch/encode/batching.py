@@ -19,7 +19,7 @@ def plan_batches(lengths: np.ndarray, token_budget: int) -> list[np.ndarray]:
 
     Longest first, so an out-of-memory error shows up on the first batch
     rather than hours in. A text longer than the budget gets a batch of its own.
-    A batch of ``MIN_BATCH_TEXTS`` or more also closes before a text that it
+    Past ``MIN_BATCH_TEXTS`` texts, a batch also closes before a text that it
     would pad by more than ``MAX_TEXT_PADDING`` of the batch's length: a small
     input (one shard) would otherwise fit in one batch padded to its longest text.
     """
@@ -31,7 +31,8 @@ def plan_batches(lengths: np.ndarray, token_budget: int) -> list[np.ndarray]:
         longest = int(sizes[start])
         size = max(1, token_budget // longest)
         short = np.flatnonzero(sizes[start : start + size] < (1 - MAX_TEXT_PADDING) * longest)
-        if len(short) and short[0] >= MIN_BATCH_TEXTS:
+        short = short[short >= MIN_BATCH_TEXTS]
+        if len(short):
             size = int(short[0])
         batches.append(order[start : start + size])
         start += size

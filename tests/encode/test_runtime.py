@@ -86,6 +86,9 @@ def test_a_small_input_is_not_padded_to_its_longest_text() -> None:
     batches = plan_batches(lengths, token_budget=16_384)
     padded = sum(len(batch) * lengths[batch].max() for batch in batches)
     assert len(batches) == 3 and 1 - lengths.sum() / padded < 0.05
+    # A few long texts ahead of many short ones: the short ones still get their own batch.
+    skewed = np.array([60] * 3 + [14] * 200)
+    assert [len(b) for b in plan_batches(skewed, 16_384)] == [16, 187]
 
 
 def test_length_bucketing_cuts_padding(embedder: TinyEmbedder) -> None:
