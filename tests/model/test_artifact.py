@@ -91,3 +91,20 @@ def test_registry_lists_versions_and_tracks_current(bert_dir: Path, tmp_path: Pa
     encoder, config = registry.load()
     assert config.metrics == {"valid_auc": 0.5}
     assert encoder.encode(USERS, "user").shape == (3, 8)
+
+
+@pytest.mark.parametrize("version", ["../../etc", "/etc", "0123456789abcdef/..", "CURRENT", ""])
+def test_registry_refuses_versions_that_are_not_ids(tmp_path: Path, version: str) -> None:
+    registry = Registry(tmp_path / "models")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ArtifactError, match="is not a model version"):
+        registry.config(version)
+    with pytest.raises(ArtifactError, match="is not a model version"):
+        registry.load(version)
+    registry.root.mkdir()
+    (registry.root / "current.json").write_text('{"version": "../../x"}')
+    with pytest.raises(ArtifactError, match="is not a model version"):
+        registry.current()
+    (registry.root / "current.json").write_text("garbage")
+    with pytest.raises(ArtifactError, match=r"current\.json: unreadable"):
+        registry.current()
