@@ -108,4 +108,6 @@ class Registry:
         return self.current() if version == "current" else version
 
     def load(self, version: str = "current") -> tuple[MarcEncoder, ArtifactConfig]:
-        return load_artifact(self.path(self.resolve(version)))
+        """The verified encoder; its files must hash to the version that names them."""
+        resolved = self.resolve(version)
+        return load_artifact(self.path(resolved), resolved)

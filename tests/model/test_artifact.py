@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from marc_batch.errors import ArtifactError
-from marc_batch.model.artifact import load_artifact, save_artifact, staging_dir, verify_artifact
+from marc_batch.model.artifact import (
+    ArtifactManifest,
+    _listing,
+    content_version,
+    load_artifact,
+    save_artifact,
+    staging_dir,
+    verify_artifact,
+)
 from marc_batch.model.backbone import Backbone, weights_sha256
 from marc_batch.model.marc import MarcEncoder
 from marc_batch.model.registry import Registry
@@ -108,3 +116,23 @@ def test_registry_refuses_versions_that_are_not_ids(tmp_path: Path, version: str
     (registry.root / "current.json").write_text("garbage")
     with pytest.raises(ArtifactError, match=r"current\.json: unreadable"):
         registry.current()
+
+
+def test_files_replaced_with_a_matching_manifest_are_refused_by_the_registry(
+    bert_dir: Path, tmp_path: Path
+) -> None:
+    registry = Registry(tmp_path / "models")
+    staged = staging_dir(registry.root)
+    version = save(adapted_encoder(bert_dir), staged, bert_dir)
+    registry.register(staged)
+    directory = registry.path(version)
+    heads = directory / "heads.safetensors"
+    data = bytearray(heads.read_bytes())
+    data[-1] ^= 0xFF
+    heads.write_bytes(bytes(data))
+    files = _listing(directory)
+    manifest = ArtifactManifest(version=content_version(files), files=files)
+    (directory / "manifest.json").write_text(manifest.model_dump_json())
+    assert verify_artifact(directory).version != version
+    with pytest.raises(ArtifactError, match=f"hash to version .* not {version}; refusing"):
+        registry.load(version)
