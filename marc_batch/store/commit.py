@@ -22,11 +22,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marc_batch.errors import SnapshotConflict, StoreError
+from marc_batch.errors import ConservationError, SnapshotConflict, StoreError
 from marc_batch.store import channels
 from marc_batch.store.backends import PreconditionFailed
 from marc_batch.store.failpoints import failpoint
 from marc_batch.store.manifest import (
+    Conservation,
     DataFile,
     Dtype,
     IndexFile,
@@ -94,6 +95,7 @@ class Transaction:
         self.indexes: list[IndexFile] = []
         self.quarantine: dict[str, int] = {}
         self.quality: dict[str, float] = {}
+        self.conservation: dict[str, Conservation] = {}
         if mode == "incremental":
             self._check_compatible(self.base)
 
@@ -243,6 +245,7 @@ class Transaction:
         try:
             change = self._finish_files()
             counts = self._row_counts(change)
+            self._check_conservation(counts)
         except BaseException:
             self.abort()
             raise
@@ -270,6 +273,17 @@ class Transaction:
         failpoint("channel.swapped")
         return manifest
 
+    def _check_conservation(self, counts: dict[str, int]) -> None:
+        """A full snapshot holds exactly the rows its run says it embedded."""
+        if self.mode != "overwrite":
+            return
+        for entity, figures in self.conservation.items():
+            if counts.get(entity, 0) != figures.embedded:
+                raise ConservationError(
+                    f"{entity}s: the snapshot would hold {counts.get(entity, 0)} rows but the "
+                    f"run embedded {figures.embedded}; refusing to publish"
+                )
+
     def _manifest(
         self, parent: Manifest | None, change: Change, counts: dict[str, int]
     ) -> Manifest:
@@ -292,6 +306,7 @@ class Transaction:
             indexes=self.indexes,
             quarantine=self.quarantine,
             quality=self.quality,
+            conservation=self.conservation,
             operation=self.mode,
         )
 
