@@ -77,6 +77,9 @@ def _swap(backend: Backend, name: str, data: bytes, tag: str | None) -> None:
     try:
         backend.swap(channel_path(name), data, tag)
     except PreconditionFailed:
+        found = backend.read_tagged(channel_path(name))
+        if found is not None and found[0] == data:
+            return  # a retried write whose first attempt landed (its response was lost)
         raise ChannelConflict(f"channel {name!r} was moved by someone else; retry") from None
 
 

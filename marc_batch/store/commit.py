@@ -258,6 +258,8 @@ class Transaction:
                 )
                 break
             except PreconditionFailed:
+                if self._landed(manifest):
+                    break
                 head = self.store.head()
                 assert head is not None
                 self._check_rebase(expected, head, change)
@@ -272,6 +274,18 @@ class Transaction:
             channels.advance(self.store.backend, name, manifest)
         failpoint("channel.swapped")
         return manifest
+
+    def _landed(self, manifest: Manifest) -> bool:
+        """Whether ``manifest`` itself is committed: a retried put whose first try landed.
+
+        On an object store a conditional PUT whose response was lost is retried
+        and then refused, because the first attempt created the object.
+        """
+        try:
+            data = self.store.backend.read_bytes(manifest_path(manifest.version))
+        except FileNotFoundError:
+            return False
+        return data == manifest.to_json()
 
     def _check_conservation(self, counts: dict[str, int]) -> None:
         """A full snapshot holds exactly the rows its run says it embedded."""
