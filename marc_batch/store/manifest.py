@@ -160,7 +160,10 @@ class Manifest(BaseModel):
         return [f.path for f in self.files] + [f.path for f in self.indexes]
 
     def to_json(self) -> bytes:
-        return self.model_dump_json(indent=2).encode("utf-8") + b"\n"
+        # Without figures the field is left out, so readers that predate it can still
+        # read store-level commits (they refuse unknown fields).
+        exclude = None if self.conservation else {"conservation"}
+        return self.model_dump_json(indent=2, exclude=exclude).encode("utf-8") + b"\n"
 
 
 def new_snapshot_id() -> str:
