@@ -24,8 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from marc_batch.store.backends import Backend
-
-PREFIX = "_checkpoints"
+from marc_batch.store.paths import CHECKPOINTS as PREFIX
 
 
 def shard_key(model_version: str, entity: str, shard: int, part: pa.Table) -> str:

@@ -18,6 +18,7 @@ CHANNELS = "_channels"
 DATA = "data"
 DELETES = "deletes"
 INDEXES = "indexes"
+CHECKPOINTS = "_checkpoints"  # shard inputs and results of runs in progress (or that failed)
 STAGING_MARK = "_staging-"
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_=+-][A-Za-z0-9_.=+-]*$")
