@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from marc_batch.errors import ChannelConflict, ManifestError, SnapshotNotFound
 from marc_batch.store.backends import Backend, PreconditionFailed
+from marc_batch.store.failpoints import failpoint
 from marc_batch.store.manifest import Manifest, utc_now
 from marc_batch.store.paths import CHANNELS, STAGING_MARK, channel_path
 
@@ -105,6 +106,7 @@ def move(backend: Backend, name: str, target: Manifest, expected: int | None = N
         now = "nothing" if current is None else f"version {current.version}"
         raise ChannelConflict(f"channel {name!r} points at {now}, not version {expected}")
     _swap(backend, name, _pointer(name, target, _pushed(current)), tag)
+    failpoint("channel.swapped")
 
 
 def rollback(backend: Backend, name: str, load: Callable[[int], Manifest]) -> Manifest:
@@ -119,4 +121,5 @@ def rollback(backend: Backend, name: str, load: Callable[[int], Manifest]) -> Ma
     position = earlier[0]
     target = load(current.history[position])
     _swap(backend, name, _pointer(name, target, current.history[position + 1 :]), tag)
+    failpoint("channel.swapped")
     return target

@@ -7,13 +7,18 @@ session.
 
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import boto3
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
+from marc_batch.pipeline.refresh import refresh
+from marc_batch.store import Store
+from tests.pipeline.test_backfill import edit_items
 from tests.reliability.faulty_proxy import FaultyProxy
 from tests.reliability.ledger import record
+from tests.tiny import config_for
 
 Ledger = Callable[..., None]
 
@@ -49,3 +54,15 @@ def prefect_server() -> Iterator[None]:
     """An ephemeral Prefect server, for the tests that run the flows themselves."""
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory: pytest.TempPathFactory, registry: Path) -> dict[str, Store]:
+    """What uninterrupted runs publish: the tiny catalogue, and the same after ``edit_items``."""
+    initial = config_for(tmp_path_factory.mktemp("initial"), registry)
+    refresh(initial)
+    directory = tmp_path_factory.mktemp("edited")
+    edited = config_for(directory, registry)
+    edit_items(directory / "catalogue" / "items.csv")
+    refresh(edited)
+    return {"initial": Store(initial.store), "edited": Store(edited.store)}
