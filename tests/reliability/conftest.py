@@ -11,7 +11,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from marc_batch.pipeline.refresh import refresh
 from marc_batch.store import Store
@@ -47,13 +46,6 @@ def faulty_s3(s3_endpoint: str) -> Iterator[FaultyProxy]:
     proxy = FaultyProxy(s3_endpoint)
     yield proxy
     proxy.close()
-
-
-@pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
-    """An ephemeral Prefect server, for the tests that run the flows themselves."""
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 @pytest.fixture(scope="session")
