@@ -52,17 +52,39 @@ class Outcome:
 
     error: MarcBatchError | None = None
     manifest: Manifest | None = None
+    unchanged: dict[str, tuple[int, int, int]] | None = None  # a backfill with nothing to do
 
     @property
     def kind(self) -> str:
         if self.error is not None:
             return "error"
+        if self.unchanged is not None:
+            return "nothing to do"
         assert self.manifest is not None
         return "quarantine" if sum(self.manifest.quarantine.values()) else "clean"
 
     @property
     def line(self) -> str:
         return " ".join(str(self.error).split()) if self.error else ""
+
+    def figures(self) -> dict[str, object]:
+        """What the ledger keeps: the outcome and the rows it accounted for."""
+        if self.unchanged is not None:
+            counts = list(self.unchanged.values())
+        elif self.manifest is not None:
+            counts = [
+                (c.rows_in, c.embedded, c.quarantined) for c in self.manifest.conservation.values()
+            ]
+        else:
+            counts = []
+        return {
+            "outcome": self.kind,
+            "error": type(self.error).__name__ if self.error is not None else None,
+            "rows_in": sum(c[0] for c in counts),
+            "embedded": sum(c[1] for c in counts),
+            "quarantined": sum(c[2] for c in counts),
+            "rows_lost": sum(c[0] - c[1] - c[2] for c in counts),
+        }
 
 
 def quarantine_rows(store: Store, run_id: str | None) -> dict[str, int]:
@@ -101,20 +123,23 @@ def run_checked(run: Callable[[], Any], store_of: Callable[[], Store | None]) ->
     version = getattr(report, "version", None)
     manifest = store.manifest(version) if version else store.head()
     assert manifest is not None
-    if getattr(report, "committed", True):
-        check_snapshot(store, manifest)
-        assert manifest.conservation, "a run published without conservation figures"
-        quarantined = quarantine_rows(store, manifest.run_id)
-        entity_tables = {f"{entity}s" for entity in manifest.conservation}
-        for entity, figures in manifest.conservation.items():
-            files = sum(n for k, n in quarantined.items() if k.startswith(f"{entity}s."))
-            assert files == figures.quarantined, f"{entity}: quarantine files disagree"
-        recorded = {
-            k: n for k, n in manifest.quarantine.items() if k.split(".")[0] in entity_tables
-        }
-        assert recorded == {
-            k: n for k, n in quarantined.items() if k.split(".")[0] in entity_tables
-        }
+    if not getattr(report, "committed", True):
+        # Nothing changed: every row read is still embedded (unchanged) or quarantined.
+        unchanged = {}
+        for entity, change in report.changes.items():
+            embedded = change.added + change.changed + change.unchanged
+            assert change.rows_in == embedded + change.quarantined, f"{entity}: {change}"
+            unchanged[entity] = (change.rows_in, embedded, change.quarantined)
+        return Outcome(manifest=manifest, unchanged=unchanged)
+    check_snapshot(store, manifest)
+    assert manifest.conservation, "a run published without conservation figures"
+    quarantined = quarantine_rows(store, manifest.run_id)
+    entity_tables = {f"{entity}s" for entity in manifest.conservation}
+    for entity, figures in manifest.conservation.items():
+        files = sum(n for k, n in quarantined.items() if k.startswith(f"{entity}s."))
+        assert files == figures.quarantined, f"{entity}: quarantine files disagree"
+    recorded = {k: n for k, n in manifest.quarantine.items() if k.split(".")[0] in entity_tables}
+    assert recorded == {k: n for k, n in quarantined.items() if k.split(".")[0] in entity_tables}
     return Outcome(manifest=manifest)
 
 

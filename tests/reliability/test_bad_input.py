@@ -113,14 +113,7 @@ def test_corpus_case(
             assert outcome.error is None, f"{case.stem}: setup step failed: {outcome.line}"
             continue
         check_expectations(step.get("expect", {}), outcome, case.stem)
-        ledger(
-            "bad_input",
-            source="corpus",
-            case=case.stem,
-            outcome=outcome.kind,
-            error=type(outcome.error).__name__ if outcome.error else None,
-            rows_lost=0,
-        )
+        ledger("bad_input", source="corpus", case=case.stem, **outcome.figures())
 
 
 # -- A changed k or model between a snapshot and its parent ------------------------------

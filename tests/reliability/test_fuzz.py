@@ -172,13 +172,7 @@ def test_generated_catalogues_are_embedded_or_refused_never_lost(registry: Path,
                 write(directory, {**catalogue, "items": items})
                 outcomes.append(run_checked(lambda: backfill(config), lambda: store))
             for outcome in outcomes:
-                ledger(
-                    "bad_input",
-                    source="hypothesis",
-                    case="parquet" if catalogue["parquet"] else "csv",
-                    outcome=outcome.kind,
-                    error=type(outcome.error).__name__ if outcome.error else None,
-                    rows_lost=0,
-                )
+                kind = "parquet" if catalogue["parquet"] else "csv"
+                ledger("bad_input", source="hypothesis", case=kind, **outcome.figures())
 
     one_catalogue()
