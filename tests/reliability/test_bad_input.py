@@ -186,10 +186,11 @@ def test_a_model_or_k_change_between_a_snapshot_and_its_parent(
     assert published(store) == before
     heads.write_bytes(original)
     assert backfill(config).committed
-    for case, outcome in (
-        ("backfill keeps its parent's model when another is current", "clean"),
-        ("refresh with a new k races a backfill: SnapshotConflict", "error"),
-        ("parent's model missing from the registry: ArtifactError", "error"),
-        ("parent's model files tampered with: ArtifactError", "error"),
+    for case, error in (
+        ("a backfill keeps its parent's model when another is current", None),
+        ("a refresh with a new k races a backfill in the old space", "SnapshotConflict"),
+        ("the parent's model is missing from the registry", "ArtifactError"),
+        ("the parent's model files were tampered with", "ArtifactError"),
     ):
-        ledger("bad_input", source="model drift", case=case, outcome=outcome, rows_lost=0)
+        outcome = "error" if error else "clean"
+        ledger("bad_input", source="model drift", case=case, outcome=outcome, error=error)

@@ -88,7 +88,7 @@ def catalogues(draw: st.DrawFn) -> dict:
         "interactions": interactions,
         "ragged": draw(st.integers(0, 2)),
         "parquet": draw(st.booleans()),
-        "budget": draw(st.sampled_from([0.05, 1.0])),
+        "budget": draw(st.sampled_from([0.05, 1.0, 1.0, 1.0])),
         "edits": draw(st.lists(st.tuples(st.integers(0, 30), CELL), max_size=4)),
     }
 
