@@ -8,7 +8,7 @@ UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
 # The torch pin lives in pyproject.toml only.
 TORCH := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: install demo test lint schemas bench-ingest clean
+.PHONY: install demo test lint schemas bench-ingest reliability clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,15 @@ schemas: install
 
 bench-ingest: install
 	$(BIN)/python benchmarks/validate_1m.py --rows 1000000 --out benchmarks/results/validate_1m.json
+
+# Fault injection, bad input and security tests, with more generated catalogues than CI
+# tries; their records become benchmarks/results/reliability.md (rendered even on failure).
+reliability: install
+	MARC_BATCH_FUZZ_EXAMPLES=150 $(BIN)/python -m pytest tests/reliability -p no:cacheprovider \
+		-p tests.reliability.ledger --reliability-json benchmarks/results/reliability.json; \
+	status=$$?; \
+	$(BIN)/python benchmarks/reliability_report.py benchmarks/results/reliability.json \
+		benchmarks/results/reliability.md && exit $$status
 
 clean:
 	rm -rf $(VENV) marc-store .pytest_cache .ruff_cache

@@ -35,6 +35,10 @@ class IndexRecallError(IndexBuildError):
     """An approximate index missed its recall target; it must not be published."""
 
 
+class ConservationError(MarcBatchError):
+    """Rows in differ from rows embedded plus rows quarantined; nothing was published."""
+
+
 class EncodeError(MarcBatchError):
     """Texts could not be encoded (e.g. one text alone does not fit in device memory)."""
 

@@ -1,10 +1,16 @@
-"""Shared fixtures: configs rooted in a temporary store and copies of the embedded data."""
+"""Shared fixtures: configs rooted in a temporary store, copies of the embedded data, and
+an S3-compatible server on a loopback port."""
 
+import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 
 from marc_batch.config import Config, load_config
@@ -47,3 +53,57 @@ def run_cli(
         env=env,
         timeout=300,
     )
+
+
+BIN = Path(sys.executable).parent
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    saved = {name: os.environ.get(name) for name in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            boto3.client("s3", endpoint_url=endpoint).list_buckets()
+            break
+        except Exception:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise
+            time.sleep(0.2)
+    yield endpoint
+    server.terminate()
+    server.wait(timeout=10)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One ephemeral Prefect server for every test that runs flows: it takes seconds to start."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -86,3 +86,11 @@ def test_cli_reports_a_bad_environment_override(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "sources.max_quarantine_fraction" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_environment_override_that_is_not_json_is_a_config_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MARC_BATCH_STORE", "{not json")
+    with pytest.raises(ConfigError, match='config: error parsing value for field "store"'):
+        load_config()

@@ -12,7 +12,12 @@ from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from marc_batch.config.index import IndexConfig
 from marc_batch.config.model import EvaluateConfig, ModelConfig
@@ -94,3 +99,6 @@ def load_config(path: Path | str | None = None) -> Config:
         return Config(**data)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, origin)) from None
+    except SettingsError as exc:  # an environment override that is not valid JSON
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise ConfigError(f"{origin}: {exc}{cause}") from None

@@ -16,6 +16,19 @@ class S3Config(BaseModel):
 
     endpoint_url: str | None = Field(None, description="e.g. http://127.0.0.1:9000; default AWS.")
     region: str | None = None
+    retries: int = Field(
+        5,
+        ge=1,
+        le=20,
+        description="Attempts per request. 500, 502, 503, 504, throttling (503 SlowDown), "
+        "timeouts and dropped connections are retried with exponential back-off and jitter.",
+    )
+    connect_timeout: float = Field(5.0, gt=0, description="Seconds to open a connection.")
+    read_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds to wait for a response before the attempt counts as failed.",
+    )
 
 
 class StoreConfig(BaseModel):

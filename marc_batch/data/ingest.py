@@ -25,6 +25,7 @@ from marc_batch.data.texts import item_texts, user_texts
 from marc_batch.data.validate import INTERACTIONS, ITEMS, USERS, EntitySpec, Validated, validate
 from marc_batch.errors import ErrorBudgetExceeded, SourceError
 from marc_batch.store.backends import open_backend
+from marc_batch.store.paths import check_run_id
 
 ENTITIES: tuple[EntitySpec, ...] = (ITEMS, USERS, INTERACTIONS)
 
@@ -151,7 +152,7 @@ def table_report(result: Validated) -> TableReport:
 
 def ingest(config: Config, run_id: str | None = None) -> tuple[Catalogue, IngestReport]:
     """Run ingestion end to end; raises ErrorBudgetExceeded after writing quarantine."""
-    run_id = run_id or new_run_id()
+    run_id = check_run_id(run_id or new_run_id())
     results = validate_all(read_raw(config), config)
     files = quarantine_and_check(config, run_id, results)
     interactions = split_interactions(
@@ -207,8 +208,8 @@ def ingest_items(
         rename=configured.rename if configured else {},
         delimiter=configured.delimiter if configured and configured.format == "csv" else ",",
     )
+    run_id = check_run_id(run_id or new_run_id())
     raw = {"items": read_source(source)}
-    run_id = run_id or new_run_id()
     results = {"items": validate_all(raw, config, (ITEMS,))["items"]}
     files = quarantine_and_check(config, run_id, results)
     items = results["items"].accepted

@@ -19,8 +19,25 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _temporal(dtype: pa.DataType) -> bool:
+    return (
+        pa.types.is_timestamp(dtype)
+        or pa.types.is_date(dtype)
+        or pa.types.is_time(dtype)
+        or pa.types.is_duration(dtype)
+    )
+
+
 def records_as_json(table: pa.Table) -> list[str]:
-    """One JSON object per row of ``table`` (meant for the few refused rows, not the catalogue)."""
+    """One JSON object per row of ``table`` (meant for the few refused rows, not the catalogue).
+
+    Dates and times are written by Arrow, which also prints the values Python
+    cannot hold (a year past 9999), so a refused row is always recorded.
+    """
+    table = pa.table(
+        [c.cast(pa.string()) if _temporal(c.type) else c for c in table.columns],
+        names=table.column_names,
+    )
     return [
         json.dumps(
             {name: _plain(value) for name, value in row.items()}, ensure_ascii=False, default=str

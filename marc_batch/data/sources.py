@@ -54,32 +54,56 @@ def read_csv_bytes(
         malformed.append(MalformedRow(row.number, row.text))
         return "skip"
 
-    source = pa.BufferReader(data) if isinstance(data, pa.Buffer) else data
     if names is None:
         names = _header(data, delimiter, quoting)
         skip = 1
     else:
         skip = 0
     try:
-        table = pv.read_csv(
-            source,
-            read_options=pv.ReadOptions(column_names=names, skip_rows=skip),
-            parse_options=pv.ParseOptions(
-                delimiter=delimiter,
-                quote_char='"' if quoting else False,
-                newlines_in_values=quoting,
-                invalid_row_handler=keep,
-            ),
-            convert_options=pv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.binary()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                null_values=[],
-            ),
-        )
+        try:
+            table = _read_csv(data, names, skip, delimiter, quoting, keep, None)
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc):
+                raise
+            # One row is longer than a parse block (1 MiB): read the file as one block,
+            # so that the row reaches validation (and TEXT_TOO_LONG) instead of failing
+            # the whole file.
+            malformed.clear()
+            size = data.size if isinstance(data, pa.Buffer) else Path(data).stat().st_size
+            block = min(size + 1, 2**31 - 1)
+            table = _read_csv(data, names, skip, delimiter, quoting, keep, block)
     except pa.ArrowInvalid as exc:
         raise SourceError(f"cannot parse CSV: {exc}") from None
     return RawTable(table, malformed)
+
+
+def _read_csv(
+    data: pa.Buffer | str,
+    names: list[str],
+    skip: int,
+    delimiter: str,
+    quoting: bool,
+    keep,
+    block_size: int | None,
+) -> pa.Table:
+    source = pa.BufferReader(data) if isinstance(data, pa.Buffer) else data
+    options = {"block_size": block_size} if block_size else {}
+    return pv.read_csv(
+        source,
+        read_options=pv.ReadOptions(column_names=names, skip_rows=skip, **options),
+        parse_options=pv.ParseOptions(
+            delimiter=delimiter,
+            quote_char='"' if quoting else False,
+            newlines_in_values=quoting,
+            invalid_row_handler=keep,
+        ),
+        convert_options=pv.ConvertOptions(
+            column_types=dict.fromkeys(names, pa.binary()),
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+            null_values=[],
+        ),
+    )
 
 
 def _header(data: pa.Buffer | str, delimiter: str, quoting: bool) -> list[str]:

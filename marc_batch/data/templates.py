@@ -13,6 +13,7 @@ import hashlib
 import re
 from string import Formatter
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -61,21 +62,48 @@ class Template:
             if literal:
                 pieces.append(literal)
             if field is not None:
-                pieces.append(pc.fill_null(_as_text(table[field]), ""))
+                pieces.append(pc.fill_null(_as_text(table[field], field), ""))
         if not any(isinstance(piece, pa.ChunkedArray) for piece in pieces):
             return pa.chunked_array([pa.array(["".join(pieces)] * table.num_rows, pa.string())])
         return pc.binary_join_element_wise(*pieces, "")
 
 
-def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Cast any column to strings; whole floats print without a trailing '.0'."""
-    if pa.types.is_floating(column.type):
+def _as_text(column: pa.ChunkedArray, field: str = "") -> pa.ChunkedArray:
+    """Cast any column to strings; whole floats print without a trailing '.0'.
+
+    A list renders as its elements joined by ", " (``genres: [a, b]`` -> ``a, b``);
+    a type with no text form (a struct, a map) is refused with the field's name.
+    """
+    dtype = column.type
+    if pa.types.is_dictionary(dtype):
+        return _as_text(column.cast(dtype.value_type), field)
+    if pa.types.is_floating(dtype):
         whole = pc.equal(pc.floor(column), column)
         as_int = pc.cast(pc.if_else(whole, column, None), pa.int64(), safe=False)
         return pc.if_else(whole, pc.cast(as_int, pa.string()), pc.cast(column, pa.string()))
-    if pa.types.is_string(column.type):
+    if pa.types.is_string(dtype):
         return column
-    return pc.cast(column, pa.string())
+    if (
+        pa.types.is_list(dtype)
+        or pa.types.is_large_list(dtype)
+        or pa.types.is_fixed_size_list(dtype)
+    ):
+        values = pc.list_flatten(column)
+        texts = _as_text(pa.chunked_array([values.combine_chunks()]), field)
+        offsets = pc.list_value_length(column).combine_chunks()
+        rebuilt = pa.ListArray.from_arrays(
+            pa.array(np.concatenate([[0], np.cumsum(offsets.fill_null(0))]), pa.int32()),
+            pc.fill_null(texts, "").combine_chunks(),
+            mask=offsets.is_null(),
+        )
+        return pc.binary_join(rebuilt, ", ")
+    try:
+        return pc.cast(column, pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        raise TemplateError(
+            f"field '{field}' has type {dtype}, which a template cannot print; "
+            "use text, numbers, dates or lists"
+        ) from None
 
 
 def text_hash(texts: pa.ChunkedArray, template_version: str) -> pa.Array:

@@ -17,6 +17,7 @@ from marc_batch.config import TemplatesConfig
 from marc_batch.data.templates import Template, text_hash
 from marc_batch.errors import TemplateError
 
+BEHAVIOUR_FIELDS = ("user_id", "item_id", "rating", "timestamp")
 TEXTS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("text_hash", pa.string())])
 
 
@@ -49,15 +50,26 @@ def user_histories(interactions: pa.Table, items: pa.Table, templates: Templates
     con = duckdb.connect()
     con.register("interactions", interactions)
     con.register("items", items)
+    # An item column named like an interaction field (an item's own "rating", say) is
+    # shadowed: in a behaviour, {rating} is what this user gave.
+    shadowed = ["id", *(name for name in items.column_names if name in BEHAVIOUR_FIELDS)]
+    excluded = ", ".join('"' + name.replace('"', '""') + '"' for name in shadowed)
     events = con.sql(
-        """
-        SELECT i.* EXCLUDE (id), x.user_id, x.item_id, x.rating, x.timestamp
+        f"""
+        SELECT i.* EXCLUDE ({excluded}), x.user_id, x.item_id, x.rating, x.timestamp
         FROM interactions x JOIN items i ON i.id = x.item_id
         WHERE x.split = 'train'
         """
     ).to_arrow_table()
-    entries = events.append_column("entry", Template(templates.behaviour).render(events))
-    con.register("entries", entries.select(["user_id", "item_id", "timestamp", "entry"]))
+    entries = pa.table(
+        {
+            "user_id": events["user_id"],
+            "item_id": events["item_id"],
+            "timestamp": events["timestamp"],
+            "entry": Template(templates.behaviour).render(events),
+        }
+    )
+    con.register("entries", entries)
     separator = len(templates.history_separator)
     histories = con.sql(
         f"""

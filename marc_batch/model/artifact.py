@@ -144,9 +144,20 @@ def verify_artifact(directory: Path) -> ArtifactManifest:
     return manifest
 
 
-def load_artifact(directory: Path) -> tuple[MarcEncoder, ArtifactConfig]:
-    """Verify, then rebuild the encoder; safetensors only, nothing executes from the files."""
-    verify_artifact(directory)
+def load_artifact(
+    directory: Path, version: str | None = None
+) -> tuple[MarcEncoder, ArtifactConfig]:
+    """Verify, then rebuild the encoder; safetensors only, nothing executes from the files.
+
+    With ``version`` (the registry's name for the directory), the files must
+    hash to it: files replaced together with a manifest rewritten to match
+    them are still refused.
+    """
+    manifest = verify_artifact(directory)
+    if version is not None and manifest.version != version:
+        raise ArtifactError(
+            f"{directory}: its files hash to version {manifest.version}, not {version}; refusing"
+        )
     config: ArtifactConfig = _read_json(directory / CONFIG, ArtifactConfig)
     backbone = Backbone.load(directory / BACKBONE, pooling=config.pooling)
     backbone.first_adapted = config.first_adapted

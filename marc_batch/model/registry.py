@@ -7,16 +7,18 @@ reader. ``current.json`` is replaced atomically.
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from marc_batch.errors import ArtifactError
 from marc_batch.model.artifact import ArtifactConfig, load_artifact, verify_artifact
 from marc_batch.model.marc import MarcEncoder
 
 CURRENT = "current.json"
+VERSION = re.compile(r"^[0-9a-f]{16}$")  # a content hash (see artifact.content_version)
 
 
 class RegistryEntry(BaseModel):
@@ -31,6 +33,9 @@ class Registry:
         self.root = root
 
     def path(self, version: str) -> Path:
+        """The directory of ``version``; anything but a version id (a path) is refused."""
+        if not isinstance(version, str) or not VERSION.match(version):
+            raise ArtifactError(f"{version!r} is not a model version (16 hex digits, or 'current')")
         return self.root / version
 
     def register(self, staged: Path, make_current: bool = True) -> str:
@@ -58,7 +63,12 @@ class Registry:
         pointer = self.root / CURRENT
         if not pointer.is_file():
             return None
-        return json.loads(pointer.read_text(encoding="utf-8"))["version"]
+        try:
+            version = json.loads(pointer.read_text(encoding="utf-8"))["version"]
+        except (ValueError, TypeError, KeyError):
+            raise ArtifactError(f"{pointer}: unreadable; register a model again") from None
+        self.path(version)
+        return version
 
     def current(self) -> str:
         found = self.find_current()
@@ -87,11 +97,17 @@ class Registry:
         path = self.path(self.resolve(version)) / "config.json"
         if not path.is_file():
             raise ArtifactError(f"no model version {version} in {self.root}")
-        return ArtifactConfig.model_validate_json(path.read_text(encoding="utf-8"))
+        try:
+            return ArtifactConfig.model_validate_json(path.read_text(encoding="utf-8"))
+        except (ValidationError, UnicodeDecodeError) as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise ArtifactError(f"{path}: unreadable: {detail}") from None
 
     def resolve(self, version: str = "current") -> str:
         """The version id that ``version`` ('current' or an id) names."""
         return self.current() if version == "current" else version
 
     def load(self, version: str = "current") -> tuple[MarcEncoder, ArtifactConfig]:
-        return load_artifact(self.path(self.resolve(version)))
+        """The verified encoder; its files must hash to the version that names them."""
+        resolved = self.resolve(version)
+        return load_artifact(self.path(resolved), resolved)

@@ -171,7 +171,7 @@ def backfill(
                 txn.delete(entity, plan.removed)
             embedded[entity] = len(new_rows[entity][0]) + plan.unchanged
             encoded[entity] = stats.summary()
-        check_conservation(tables, embedded)
+        txn.conservation = check_conservation(tables, embedded)
         indexes = _update_indexes(config, store, parent, txn, plans, new_rows)
         manifest = txn.commit([])
     except BaseException:

@@ -11,8 +11,10 @@ That key is also what makes a crashed run resumable: a re-run whose shard
 has the same key finds the saved rows and does not run the encoder, and the
 driver hands the store the very same rows, so the snapshot's files come out
 byte for byte as an uninterrupted run would have written them. A file that
-cannot be read (a crash mid-write) counts as absent. A successful commit
-deletes the run's checkpoints.
+cannot be read (a crash mid-write) counts as absent, and so do saved rows
+that are not exactly the staged ids and text hashes (an encoder that lost a
+row): their shard is encoded again rather than poisoning every re-run. A
+successful commit deletes the run's checkpoints.
 """
 
 import hashlib
@@ -22,8 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from marc_batch.store.backends import Backend
-
-PREFIX = "_checkpoints"
+from marc_batch.store.paths import CHECKPOINTS as PREFIX
 
 
 def shard_key(model_version: str, entity: str, shard: int, part: pa.Table) -> str:
@@ -67,8 +68,21 @@ class Checkpoints:
         return found
 
     def load(self, key: str) -> pa.Table | None:
-        """The rows a task saved under ``key``, or None if it has not finished."""
+        """The rows a task saved under ``key``, as saved, or None if it has not finished."""
         return self._read(self._path(key, "rows"))
+
+    def finished(self, key: str) -> bool:
+        """Whether rows are saved under ``key`` for exactly the ids and texts staged there."""
+        rows = self.load(key)
+        if rows is None:
+            return False
+        texts = self._read(self._path(key, "input"))
+        return (
+            texts is not None
+            and rows.num_rows == texts.num_rows
+            and rows["id"].equals(texts["id"])
+            and rows["text_hash"].equals(texts["text_hash"])
+        )
 
     def save(self, key: str, rows: pa.Table) -> None:
         self._write(self._path(key, "rows"), rows)

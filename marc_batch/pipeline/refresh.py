@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from marc_batch.config import Config
 from marc_batch.data.ingest import TableReport, ingest
-from marc_batch.errors import MarcBatchError
+from marc_batch.errors import ConservationError
 from marc_batch.index import IndexReport
 from marc_batch.model.artifact import MANIFEST, file_sha256
 from marc_batch.model.registry import Registry
@@ -33,7 +33,7 @@ from marc_batch.pipeline.shards import (
     run_jobs,
     stage_shards,
 )
-from marc_batch.store import Store, Transaction
+from marc_batch.store import Conservation, Store, Transaction
 
 ENTITY_TEXTS = {"item": "item_texts", "user": "user_texts"}
 
@@ -52,14 +52,24 @@ class RefreshReport(BaseModel):
     indexes: dict[str, IndexReport]
 
 
-def check_conservation(tables: dict[str, TableReport], embedded: dict[str, int]) -> None:
-    """Rows in = rows embedded + rows quarantined, per entity, or nothing is published."""
+def check_conservation(
+    tables: dict[str, TableReport], embedded: dict[str, int]
+) -> dict[str, Conservation]:
+    """Rows in = rows embedded + rows quarantined, per entity, or nothing is published.
+
+    Returns the figures, which the manifest records.
+    """
+    figures = {}
     for entity, counts in tables.items():
         if counts.rows_in != embedded[entity] + counts.quarantined:
-            raise MarcBatchError(
+            raise ConservationError(
                 f"{entity}s: {counts.rows_in} rows in but {embedded[entity]} embedded and "
                 f"{counts.quarantined} quarantined; refusing to publish"
             )
+        figures[entity] = Conservation(
+            rows_in=counts.rows_in, embedded=embedded[entity], quarantined=counts.quarantined
+        )
+    return figures
 
 
 def quarantine_counts(tables: dict[str, TableReport]) -> dict[str, int]:
@@ -127,9 +137,7 @@ def refresh(
             )
             if entity == "item" or config.index.users:
                 indexes[entity] = publish_index(txn, entity, ids, vectors, config.index)
-        check_conservation(
-            {"item": ingested.tables["items"], "user": ingested.tables["users"]}, rows
-        )
+        txn.conservation = check_conservation(ingested.entity_tables(), rows)
         manifest = txn.commit([])
     except BaseException:
         txn.abort()

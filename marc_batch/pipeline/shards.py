@@ -56,7 +56,7 @@ def stage_shards(
         if part.num_rows == 0:
             continue
         key = shard_key(model_version, entity, shard, part)
-        done = checkpoints.load(key) is not None
+        done = checkpoints.finished(key)
         if not done:
             checkpoints.stage(key, part)
         jobs.append(ShardJob(entity=entity, shard=shard, key=key, rows=part.num_rows, done=done))
@@ -81,7 +81,7 @@ def encode_rows(runtime: EncoderRuntime, part: pa.Table) -> tuple[pa.Table, Enco
 def encode_job(config: Config, model_version: str, job: ShardJob) -> EncodeStats:
     """Encode one staged shard and save its rows; a shard already saved costs nothing."""
     checkpoints = Checkpoints(open_backend(config.store))
-    if checkpoints.load(job.key) is not None:
+    if checkpoints.finished(job.key):
         return EncodeStats()
     runtime = entity_runtime(config, model_version, job.entity)
     rows, stats = encode_rows(runtime, checkpoints.texts(job.key))

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from marc_batch.errors import ChannelConflict, ManifestError, SnapshotNotFound
 from marc_batch.store.backends import Backend, PreconditionFailed
+from marc_batch.store.failpoints import failpoint
 from marc_batch.store.manifest import Manifest, utc_now
 from marc_batch.store.paths import CHANNELS, STAGING_MARK, channel_path
 
@@ -77,6 +78,9 @@ def _swap(backend: Backend, name: str, data: bytes, tag: str | None) -> None:
     try:
         backend.swap(channel_path(name), data, tag)
     except PreconditionFailed:
+        found = backend.read_tagged(channel_path(name))
+        if found is not None and found[0] == data:
+            return  # a retried write whose first attempt landed (its response was lost)
         raise ChannelConflict(f"channel {name!r} was moved by someone else; retry") from None
 
 
@@ -102,6 +106,7 @@ def move(backend: Backend, name: str, target: Manifest, expected: int | None = N
         now = "nothing" if current is None else f"version {current.version}"
         raise ChannelConflict(f"channel {name!r} points at {now}, not version {expected}")
     _swap(backend, name, _pointer(name, target, _pushed(current)), tag)
+    failpoint("channel.swapped")
 
 
 def rollback(backend: Backend, name: str, load: Callable[[int], Manifest]) -> Manifest:
@@ -116,4 +121,5 @@ def rollback(backend: Backend, name: str, load: Callable[[int], Manifest]) -> Ma
     position = earlier[0]
     target = load(current.history[position])
     _swap(backend, name, _pointer(name, target, current.history[position + 1 :]), tag)
+    failpoint("channel.swapped")
     return target

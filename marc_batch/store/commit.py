@@ -22,11 +22,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from marc_batch.errors import SnapshotConflict, StoreError
+from marc_batch.errors import ConservationError, SnapshotConflict, StoreError
 from marc_batch.store import channels
 from marc_batch.store.backends import PreconditionFailed
 from marc_batch.store.failpoints import failpoint
 from marc_batch.store.manifest import (
+    Conservation,
     DataFile,
     Dtype,
     IndexFile,
@@ -94,6 +95,7 @@ class Transaction:
         self.indexes: list[IndexFile] = []
         self.quarantine: dict[str, int] = {}
         self.quality: dict[str, float] = {}
+        self.conservation: dict[str, Conservation] = {}
         if mode == "incremental":
             self._check_compatible(self.base)
 
@@ -243,6 +245,7 @@ class Transaction:
         try:
             change = self._finish_files()
             counts = self._row_counts(change)
+            self._check_conservation(counts)
         except BaseException:
             self.abort()
             raise
@@ -255,6 +258,8 @@ class Transaction:
                 )
                 break
             except PreconditionFailed:
+                if self._landed(manifest):
+                    break
                 head = self.store.head()
                 assert head is not None
                 self._check_rebase(expected, head, change)
@@ -269,6 +274,29 @@ class Transaction:
             channels.advance(self.store.backend, name, manifest)
         failpoint("channel.swapped")
         return manifest
+
+    def _landed(self, manifest: Manifest) -> bool:
+        """Whether ``manifest`` itself is committed: a retried put whose first try landed.
+
+        On an object store a conditional PUT whose response was lost is retried
+        and then refused, because the first attempt created the object.
+        """
+        try:
+            data = self.store.backend.read_bytes(manifest_path(manifest.version))
+        except FileNotFoundError:
+            return False
+        return data == manifest.to_json()
+
+    def _check_conservation(self, counts: dict[str, int]) -> None:
+        """A full snapshot holds exactly the rows its run says it embedded."""
+        if self.mode != "overwrite":
+            return
+        for entity, figures in self.conservation.items():
+            if counts.get(entity, 0) != figures.embedded:
+                raise ConservationError(
+                    f"{entity}s: the snapshot would hold {counts.get(entity, 0)} rows but the "
+                    f"run embedded {figures.embedded}; refusing to publish"
+                )
 
     def _manifest(
         self, parent: Manifest | None, change: Change, counts: dict[str, int]
@@ -292,6 +320,7 @@ class Transaction:
             indexes=self.indexes,
             quarantine=self.quarantine,
             quality=self.quality,
+            conservation=self.conservation,
             operation=self.mode,
         )
 

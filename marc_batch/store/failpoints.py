@@ -19,7 +19,7 @@ COMMIT_STEPS = (
     "manifest.staged",  # the manifest is staged but not yet linked in (local only)
     "manifest.committed",  # the manifest is published, the channel still points at the parent
     "channel.staged",  # the new pointer is staged but not yet renamed in (local only)
-    "channel.swapped",  # the channel points at the new snapshot; the publisher never returns
+    "channel.swapped",  # the channel points at its new target; the caller is never told
 )
 
 

@@ -2,10 +2,12 @@
 
 Retained versions are the newest ``keep`` plus every channel target. The
 manifests of other versions are deleted first, then every data, deletes or
-index file that no retained manifest lists, and every staging leftover of
-a crashed commit, but only if it is older than the grace period: a
-publisher still writing its data files (which no manifest lists yet) is
-never robbed of them as long as it finishes within the grace period.
+index file that no retained manifest lists, every staging leftover of a
+crashed commit, and the shard checkpoints of runs that never committed
+(a failed or conflicting run leaves them for its re-run), but only if it
+is older than the grace period: a publisher still writing its data files
+(which no manifest lists yet) is never robbed of them as long as it
+finishes within the grace period.
 """
 
 import time
@@ -15,6 +17,7 @@ from marc_batch.errors import ManifestError, StoreError
 from marc_batch.store.channels import list_channels
 from marc_batch.store.paths import (
     CHANNELS,
+    CHECKPOINTS,
     DATA,
     DELETES,
     INDEXES,
@@ -57,9 +60,9 @@ def collect_garbage(
     referenced = {path for v in kept for path in store.manifest(v).all_paths()}
     cutoff = time.time() - grace
     report = GcReport(kept, expired, dry_run=dry_run)
-    for prefix in (DATA, DELETES, INDEXES, MANIFESTS, CHANNELS):
+    for prefix in (DATA, DELETES, INDEXES, MANIFESTS, CHANNELS, CHECKPOINTS):
         for info in store.backend.list(prefix):
-            staged = STAGING_MARK in info.path
+            staged = STAGING_MARK in info.path or prefix == CHECKPOINTS
             unreferenced = prefix in (DATA, DELETES, INDEXES) and info.path not in referenced
             if (staged or unreferenced) and info.mtime < cutoff and _ours(info.path):
                 report.deleted_files.append(info.path)

@@ -85,6 +85,25 @@ class ModelArtifact(BaseModel):
     sha256: Sha256 | None = Field(None, description="Hash of the model artifact's weights.")
 
 
+class Conservation(BaseModel):
+    """Where the rows of one entity that a run read went: every one embedded or quarantined."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rows_in: int = Field(ge=0, description="Input rows the run read for this entity.")
+    embedded: int = Field(ge=0, description="Rows live in the snapshot with a current embedding.")
+    quarantined: int = Field(ge=0, description="Rows refused, each with a quarantine reason.")
+
+    @model_validator(mode="after")
+    def _balanced(self) -> "Conservation":
+        if self.rows_in != self.embedded + self.quarantined:
+            raise ValueError(
+                f"rows_in ({self.rows_in}) must equal embedded ({self.embedded}) + "
+                f"quarantined ({self.quarantined})"
+            )
+        return self
+
+
 class Manifest(BaseModel):
     """A committed snapshot: immutable once written, named by ``version`` and ``snapshot_id``."""
 
@@ -114,6 +133,12 @@ class Manifest(BaseModel):
     quality: dict[str, float] = Field(
         default_factory=dict, description="Quality metrics, e.g. index recall@10."
     )
+    conservation: dict[Entity, Conservation] = Field(
+        default_factory=dict,
+        description="Per entity, the run's rows in = embedded + quarantined, checked before "
+        "the commit. Written by refresh and backfill; empty for compactions and for "
+        "manifests written before it was recorded.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "Manifest":
@@ -135,7 +160,10 @@ class Manifest(BaseModel):
         return [f.path for f in self.files] + [f.path for f in self.indexes]
 
     def to_json(self) -> bytes:
-        return self.model_dump_json(indent=2).encode("utf-8") + b"\n"
+        # Without figures the field is left out, so readers that predate it can still
+        # read store-level commits (they refuse unknown fields).
+        exclude = None if self.conservation else {"conservation"}
+        return self.model_dump_json(indent=2, exclude=exclude).encode("utf-8") + b"\n"
 
 
 def new_snapshot_id() -> str:

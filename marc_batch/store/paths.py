@@ -18,10 +18,12 @@ CHANNELS = "_channels"
 DATA = "data"
 DELETES = "deletes"
 INDEXES = "indexes"
+CHECKPOINTS = "_checkpoints"  # shard inputs and results of runs in progress (or that failed)
 STAGING_MARK = "_staging-"
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_=+-][A-Za-z0-9_.=+-]*$")
 CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]{0,127}$")
 _MANIFEST_NAME = re.compile(r"^v(\d{12})\.json$")
 
 
@@ -53,6 +55,16 @@ def check_channel(name: str) -> str:
             f"bad channel name {name!r}: letters, digits, '_', '.', '-'; at most 64 characters"
         )
     return name
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id names a quarantine directory, so it must be one plain path segment."""
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+        raise ManifestError(
+            f"bad run id {run_id!r}: letters, digits, '_', '.', '=', '+', '-'; "
+            "at most 128 characters"
+        )
+    return run_id
 
 
 def manifest_path(version: int) -> str:

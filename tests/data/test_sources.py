@@ -53,3 +53,13 @@ def test_rename_of_an_absent_column_is_refused(tmp_path: Path) -> None:
     path.write_text("id,age\n1,30\n")
     with pytest.raises(SourceError, match="lacks: user"):
         read_source(TableSource(format="csv", path=str(path), rename={"user": "id"}))
+
+
+def test_a_row_longer_than_a_parse_block_is_read_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / "items.csv"
+    big = b"x" * (3 * 2**20)
+    path.write_bytes(b"id,title\n1,short\n2," + big + b"\n3,too,many\n4,ok\n")
+    raw = read_source(TableSource(format="csv", path=str(path)))
+    assert raw.table["id"].to_pylist() == [b"1", b"2", b"4"]
+    assert raw.table["title"][1].as_py() == big
+    assert [row.text for row in raw.malformed] == ["3,too,many"]

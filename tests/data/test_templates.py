@@ -50,3 +50,18 @@ def test_version_follows_the_template_and_changes_the_hash() -> None:
     hashes = text_hash(texts, one.version).to_pylist()
     assert hashes[0] == hashes[2] != hashes[1]
     assert text_hash(texts, two.version).to_pylist()[0] != hashes[0]
+
+
+def test_lists_render_joined_and_structs_are_refused_by_name() -> None:
+    table = pa.table(
+        {
+            "genres": pa.array([["drama", "war"], None, []]),
+            "scores": pa.array([[1.0, 2.5], [3.0], None]),
+            "kind": pa.array(["a", "b", "a"]).dictionary_encode(),
+            "meta": pa.array([{"a": 1}] * 3),
+        }
+    )
+    rendered = Template("{genres}|{scores}|{kind}").render(table).to_pylist()
+    assert rendered == ["drama, war|1, 2.5|a", "|3|b", "||a"]
+    with pytest.raises(TemplateError, match="field 'meta' has type struct"):
+        Template("{meta}").render(table)

@@ -64,3 +64,13 @@ def test_text_hash_tracks_text_and_template() -> None:
     assert base["text_hash"] == again["text_hash"]
     assert len(set(base["text_hash"].to_pylist())) == 4
     assert set(base["text_hash"].to_pylist()).isdisjoint(changed["text_hash"].to_pylist())
+
+
+def test_item_columns_named_like_interaction_fields_do_not_break_histories() -> None:
+    items = ITEMS.append_column("rating", pa.array(["avg 3.1"] * 4)).append_column(
+        "timestamp", pa.array(["x"] * 4)
+    )
+    log = interactions([("u", "a", 1, "train"), ("u", "b", 3, "train")])
+    chosen = TemplatesConfig(user="{age}|{history}", behaviour="{title} {rating}")
+    texts = user_texts(USERS, log, items, chosen.model_copy(update={"history_separator": ", "}))
+    assert texts["text"][0].as_py() == "30|Beta 4, Alpha 4"

@@ -107,3 +107,76 @@ def test_integer_ids_become_strings_and_other_types_are_refused() -> None:
 def test_missing_required_columns_are_a_source_error() -> None:
     with pytest.raises(SourceError, match="items: missing column"):
         validate(pa.table({"id": ["1"]}), ITEMS, 100)
+
+
+def test_column_names_are_quoted_never_run_as_sql() -> None:
+    hostile = 'x", (SELECT 42) AS "injected'
+    raw = pa.table({"id": ["1"], "title": ["a"], hostile: ["v"], 'say "hi"': ["w"]})
+    result = validate(raw, ITEMS, 100)
+    assert result.accepted.column_names == ["id", "title", hostile, 'say "hi"', "updated_at"]
+    assert result.accepted[hostile].to_pylist() == ["v"]
+
+
+def test_source_columns_may_share_the_validators_names() -> None:
+    raw = pa.table({"id": ["1", ""], "title": ["a", "b"], "reason": ["r", "s"], "_row": [7, 8]})
+    result = validate(raw, ITEMS, 100)
+    assert result.accepted.column_names == ["id", "title", "reason", "updated_at"]
+    assert reasons(result) == {1: "NULL_ID"}
+    assert json.loads(result.quarantine["record"][0].as_py())["_row"] == 8
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        (pa.array([1, 2]), "text column 'title' has type int64"),
+        (pa.array([[1], [2]]), "text column 'title' has type list"),
+    ],
+)
+def test_a_text_column_of_another_type_is_a_source_error(column: pa.Array, message: str) -> None:
+    with pytest.raises(SourceError, match=message):
+        validate(pa.table({"id": ["1", "2"], "title": column}), ITEMS, 100)
+
+
+def test_repeated_column_names_are_a_source_error() -> None:
+    raw = pa.Table.from_arrays(
+        [pa.array(["1"]), pa.array(["a"]), pa.array(["b"])], ["id"] * 2 + ["title"]
+    )
+    with pytest.raises(SourceError, match="column\\(s\\) id appear more than once"):
+        validate(raw, ITEMS, 100)
+
+
+def test_parquet_types_are_read_or_refused_in_one_line() -> None:
+    raw = pa.table(
+        {
+            "id": pa.array(["1", "2"]).dictionary_encode(),
+            "title": pa.array(["a", "b"]).dictionary_encode(),
+            "half": pa.array([1.0, 2.0], pa.float16()),
+            "nothing": pa.nulls(2),
+        }
+    )
+    assert validate(raw, ITEMS, 100).accepted["id"].to_pylist() == ["1", "2"]
+    assert validate(pa.table({"id": ["1"], "title": pa.nulls(1)}), ITEMS, 100).reason_counts() == {
+        "EMPTY_TEXT": 1
+    }
+    with pytest.raises(SourceError, match="items: a column cannot be read"):
+        validate(
+            pa.table({"id": ["1"], "title": ["a"], "d": pa.array([1], pa.decimal256(40))}), ITEMS, 1
+        )
+
+
+@pytest.mark.parametrize(
+    "stamps",
+    [
+        pa.array([2**40, 0], pa.timestamp("s")),  # the year 36812
+        pa.array([2**62, 0], pa.timestamp("ms")),
+        pa.array([-(2**62), 0], pa.timestamp("us", tz="UTC")),
+        pa.array([2**30, 0], pa.date32()),
+        pa.array(["99999-01-01", "1970-01-01"]),
+    ],
+)
+def test_timestamps_past_the_year_9999_are_quarantined_not_fatal(stamps: pa.Array) -> None:
+    raw = pa.table({"id": ["far", "near"], "title": ["a", "b"], "updated_at": stamps})
+    result = validate(raw, ITEMS, 100)
+    assert reasons(result) == {0: "BAD_TYPE"}
+    assert result.accepted["id"].to_pylist() == ["near"]
+    assert json.loads(result.quarantine["record"][0].as_py())["id"] == "far"

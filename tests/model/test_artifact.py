@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from marc_batch.errors import ArtifactError
-from marc_batch.model.artifact import load_artifact, save_artifact, staging_dir, verify_artifact
+from marc_batch.model.artifact import (
+    ArtifactManifest,
+    _listing,
+    content_version,
+    load_artifact,
+    save_artifact,
+    staging_dir,
+    verify_artifact,
+)
 from marc_batch.model.backbone import Backbone, weights_sha256
 from marc_batch.model.marc import MarcEncoder
 from marc_batch.model.registry import Registry
@@ -91,3 +99,40 @@ def test_registry_lists_versions_and_tracks_current(bert_dir: Path, tmp_path: Pa
     encoder, config = registry.load()
     assert config.metrics == {"valid_auc": 0.5}
     assert encoder.encode(USERS, "user").shape == (3, 8)
+
+
+@pytest.mark.parametrize("version", ["../../etc", "/etc", "0123456789abcdef/..", "CURRENT", ""])
+def test_registry_refuses_versions_that_are_not_ids(tmp_path: Path, version: str) -> None:
+    registry = Registry(tmp_path / "models")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ArtifactError, match="is not a model version"):
+        registry.config(version)
+    with pytest.raises(ArtifactError, match="is not a model version"):
+        registry.load(version)
+    registry.root.mkdir()
+    (registry.root / "current.json").write_text('{"version": "../../x"}')
+    with pytest.raises(ArtifactError, match="is not a model version"):
+        registry.current()
+    (registry.root / "current.json").write_text("garbage")
+    with pytest.raises(ArtifactError, match=r"current\.json: unreadable"):
+        registry.current()
+
+
+def test_files_replaced_with_a_matching_manifest_are_refused_by_the_registry(
+    bert_dir: Path, tmp_path: Path
+) -> None:
+    registry = Registry(tmp_path / "models")
+    staged = staging_dir(registry.root)
+    version = save(adapted_encoder(bert_dir), staged, bert_dir)
+    registry.register(staged)
+    directory = registry.path(version)
+    heads = directory / "heads.safetensors"
+    data = bytearray(heads.read_bytes())
+    data[-1] ^= 0xFF
+    heads.write_bytes(bytes(data))
+    files = _listing(directory)
+    manifest = ArtifactManifest(version=content_version(files), files=files)
+    (directory / "manifest.json").write_text(manifest.model_dump_json())
+    assert verify_artifact(directory).version != version
+    with pytest.raises(ArtifactError, match=f"hash to version .* not {version}; refusing"):
+        registry.load(version)

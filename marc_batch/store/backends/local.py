@@ -6,8 +6,14 @@ publisher wins) and with ``rename`` for a pointer swap (atomic replacement,
 serialised by an ``flock`` that dies with its process). The directory is
 fsynced after each publication, so a power loss cannot undo a commit that
 returned.
+
+A full disk (``ENOSPC``, or ``EDQUOT`` past a quota) is a :class:`StoreError`
+naming the file, and the partial file is removed at once to give the space
+back: nothing half-written is ever published, and a re-run after space is
+freed completes.
 """
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -18,6 +24,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
+from marc_batch.errors import StoreError
 from marc_batch.store.backends.base import Backend, FileInfo, PreconditionFailed
 from marc_batch.store.failpoints import failpoint
 from marc_batch.store.paths import check_relative, staging_path
@@ -31,6 +38,37 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _full(target: Path) -> StoreError:
+    return StoreError(f"{target}: no space left on device; nothing was published")
+
+
+class _Guarded:
+    """A file whose writes turn a full disk into a StoreError, wherever they are made.
+
+    Data files are streamed by a writer that holds the file open across calls,
+    so the error must be translated at the write, not only when the file closes.
+    """
+
+    def __init__(self, handle: BinaryIO, target: Path) -> None:
+        self._handle = handle
+        self._target = target
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._handle.write(data)
+        except OSError as exc:
+            if _disk_full(exc):
+                raise _full(self._target) from exc
+            raise
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._handle, name)
+
+
 class LocalBackend(Backend):
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).resolve()
@@ -39,14 +77,31 @@ class LocalBackend(Backend):
     def _abs(self, path: str) -> Path:
         return self.root / check_relative(path)
 
+    def _create(self, target: Path) -> BinaryIO:
+        """A new file open for writing; fails if the name exists."""
+        return target.open("xb")
+
+    @contextmanager
+    def _new_file(self, target: Path) -> Iterator[BinaryIO]:
+        """Write, flush and fsync a new file; on any failure remove what was written."""
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with self._create(target) as handle:
+                yield _Guarded(handle, target)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException as exc:
+            if not isinstance(exc, FileExistsError):
+                target.unlink(missing_ok=True)
+            if _disk_full(exc):
+                raise _full(target) from exc
+            raise
+
     @contextmanager
     def writing(self, path: str) -> Iterator[BinaryIO]:
         target = self._abs(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("xb") as handle:
+        with self._new_file(target) as handle:
             yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
         _fsync_dir(target.parent)
 
     def open_read(self, path: str) -> BinaryIO:
@@ -57,11 +112,8 @@ class LocalBackend(Backend):
 
     def _stage(self, path: str, data: bytes, step: str) -> Path:
         staged = self._abs(staging_path(path))
-        staged.parent.mkdir(parents=True, exist_ok=True)
-        with staged.open("xb") as handle:
+        with self._new_file(staged) as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         failpoint(step)
         return staged
 

@@ -8,6 +8,14 @@ write if another publisher replaced the object since it was read). Both
 are answered with HTTP 412 by a losing writer. Listings are strongly
 consistent on AWS S3 since 2020; caches in s3fs are switched off so that
 every read sees the latest committed state.
+
+Transient failures are retried by the client (botocore's standard mode: 500,
+502, 503, 504, throttling such as 503 SlowDown, timeouts and dropped
+connections, with exponential back-off and jitter), ``s3.retries`` attempts
+per request, each bounded by ``s3.connect_timeout`` and ``s3.read_timeout``.
+A retried conditional write may find that its own first attempt landed (the
+response was lost); the commit protocol recognises its own manifest and
+pointer, so such a retry is not mistaken for a lost race.
 """
 
 from collections.abc import Iterator
@@ -38,9 +46,16 @@ class S3Backend(Backend):
         self.fs = s3fs.S3FileSystem(
             endpoint_url=config.endpoint_url,
             client_kwargs=client_kwargs,
+            config_kwargs={
+                "retries": {"max_attempts": config.retries, "mode": "standard"},
+                "connect_timeout": config.connect_timeout,
+                "read_timeout": config.read_timeout,
+            },
             use_listings_cache=False,
             skip_instance_cache=True,
         )
+        # s3fs re-issues a call once more when the client gave up or a body was cut short.
+        self.fs.retries = 2
 
     def _key(self, path: str) -> str:
         return f"{self.base}/{check_relative(path)}"
