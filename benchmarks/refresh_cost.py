@@ -98,6 +98,7 @@ def run_backfill(config: Config, items: Path) -> dict:
         "seconds": round(seconds, 3),
         "added": report.changes["item"].added,
         "rows": report.rows,
+        "index": report.indexes["item"].factory if "item" in report.indexes else None,
         "phases": phases.close(),
         "rss_start_mib": round(rss_start),
         "peak_rss_mib": round(peak_rss_mib()),
