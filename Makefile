@@ -8,7 +8,7 @@ UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
 # The torch pin lives in pyproject.toml only.
 TORCH := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: install demo test lint schemas bench-ingest reliability clean
+.PHONY: install demo test lint schemas bench bench-quick bench-ingest reliability clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,17 @@ test: lint
 schemas: install
 	$(BIN)/marc-batch schemas
 
+# Every benchmark (about 45 min on the 2-core CPU): benchmarks/results/*.json and summary.md.
+# BENCH_MODE=slow also retrains for the quality table (about 70 min more).
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+# Tiny sizes, into a temporary directory: shows that every benchmark runs (tests run it too).
+bench-quick: install
+	$(BIN)/python -m benchmarks.run --mode quick
+
 bench-ingest: install
-	$(BIN)/python benchmarks/validate_1m.py --rows 1000000 --out benchmarks/results/validate_1m.json
+	$(BIN)/python -m benchmarks.validate_1m --rows 1000000 --out benchmarks/results/validate_1m.json
 
 # Fault injection, bad input and security tests, with more generated catalogues than CI
 # tries; their records become benchmarks/results/reliability.md (rendered even on failure).

@@ -1,6 +1,6 @@
 """Encoder throughput: the batch runtime against sentence-transformers, same weights and texts.
 
-Usage: python benchmarks/encoder_throughput.py --out benchmarks/results/encoder_throughput.json
+Usage: python -m benchmarks.encoder_throughput --out benchmarks/results/encoder_throughput.json
        (add --quick for a smoke run on a few texts)
 
 Both sides run the bundled all-MiniLM-L6-v2 on MovieLens-100K's item and user
@@ -14,14 +14,13 @@ noise of a shared machine; the ratio is what to read.
 
 import argparse
 import json
-import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 from sentence_transformers import SentenceTransformer
 
+from benchmarks.common import command, machine
 from marc_batch.config import ModelConfig, load_config
 from marc_batch.data.ingest import ingest
 from marc_batch.encode.marc import EntityEmbedder, prepare
@@ -30,7 +29,7 @@ from marc_batch.model.backbone import Backbone, resolve_path
 from marc_batch.model.marc import MarcEncoder
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--token-budget", type=int, default=8192)
@@ -39,7 +38,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     catalogue, _ = ingest(load_config())
     texts = {
@@ -83,8 +82,8 @@ def main() -> None:
     total_ours = sum(r["ours_seconds"] for r in results.values())
     total_peer = sum(r["peer_seconds"] for r in results.values())
     figures = {
-        "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.machine()} CPU, {args.threads} threads",
+        "command": command("benchmarks.encoder_throughput", argv),
+        "machine": f"{machine()}; {args.threads} threads",
         "model": "all-MiniLM-L6-v2 (bundled), max_length " + str(args.max_length),
         "peer": f"sentence-transformers encode, batch_size {args.peer_batch_size}",
         "entities": results,
@@ -93,7 +92,9 @@ def main() -> None:
     }
     print(json.dumps(figures, indent=2))
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Snapshot store throughput: write and read N x k embeddings, plus a 1% backfill.
 
-Usage: python benchmarks/store_1m.py --rows 1000000 --k 64 --out benchmarks/results/store_1m.json
+Usage: python -m benchmarks.store_1m --rows 1000000 --k 64 --out benchmarks/results/store_1m.json
 
 Each phase runs in a fresh process so that its peak RSS is its own: the
 streaming write (batches of 50,000 rows from a stand-in encoder, 8 shards),
@@ -12,8 +12,6 @@ file of the full snapshot (ids, hashes and timestamps included).
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -23,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.common import ROOT, command, machine
 from marc_batch.config import StoreConfig
 from marc_batch.store import Store, Transaction, open_snapshot
 
@@ -119,7 +118,7 @@ def run_phase(args: argparse.Namespace) -> dict:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--k", type=int, default=64)
@@ -127,27 +126,39 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--phase", choices=tuple(PHASES))
     parser.add_argument("--root")
-    args = parser.parse_args()
+    parser.add_argument("--inline", action="store_true", help="phases in this process (smoke runs)")
+    args = parser.parse_args(argv)
     if args.phase:
-        print(json.dumps(run_phase(args)))
-        return
+        result = run_phase(args)
+        print(json.dumps(result))
+        return result
     results = {
-        "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "command": command("benchmarks.store_1m", argv),
+        "machine": machine(),
         "rows": args.rows,
         "k": args.k,
         "dtype": args.dtype,
     }
     with tempfile.TemporaryDirectory() as root:
         for phase in PHASES:
-            command = [sys.executable, __file__, "--phase", phase, "--root", root]
-            command += ["--rows", str(args.rows), "--k", str(args.k), "--dtype", args.dtype]
-            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            results[phase] = json.loads(output)
+            run = ["--phase", phase, "--root", root]
+            run += ["--rows", str(args.rows), "--k", str(args.k), "--dtype", args.dtype]
+            if args.inline:
+                results[phase] = run_phase(parser.parse_args(run))
+            else:
+                done = subprocess.run(
+                    [sys.executable, "-m", "benchmarks.store_1m", *run],
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                results[phase] = json.loads(done.stdout)
             print(phase, results[phase], flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
 if __name__ == "__main__":

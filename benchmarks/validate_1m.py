@@ -1,6 +1,6 @@
 """Validation throughput on a synthetic catalogue, against per-row pydantic validation.
 
-Usage: python benchmarks/validate_1m.py --rows 1000000 --out benchmarks/results/validate_1m.json
+Usage: python -m benchmarks.validate_1m --rows 1000000 --out benchmarks/results/validate_1m.json
 
 The catalogue mimics a real export: string ids, titles of 2-8 words, genres,
 ISO timestamps, and 1% bad rows (blank titles, duplicate ids, invalid UTF-8,
@@ -12,9 +12,7 @@ de-duplication, timed on a slice and scaled linearly.
 
 import argparse
 import json
-import platform
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from benchmarks.common import command, machine
 from marc_batch.config import TableSource
 from marc_batch.data.records import ItemRecord
 from marc_batch.data.sources import read_source
@@ -99,12 +98,12 @@ def per_row_seconds(path: Path, rows: int) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--peer-rows", type=int, default=100_000)
     parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     table = catalogue(args.rows)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "catalogue.parquet"
@@ -116,8 +115,8 @@ def main() -> None:
         peer_rows = min(args.peer_rows, args.rows)
         peer = per_row_seconds(path, peer_rows) * args.rows / peer_rows
     figures = {
-        "command": "python " + " ".join(sys.argv),
-        "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        "command": command("benchmarks.validate_1m", argv),
+        "machine": machine(),
         "rows": args.rows,
         "accepted": result.accepted.num_rows,
         "quarantined": result.quarantine.num_rows,
@@ -136,7 +135,9 @@ def main() -> None:
     assert result.rows_in == args.rows
     print(json.dumps(figures, indent=2))
     if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
 
 
 if __name__ == "__main__":

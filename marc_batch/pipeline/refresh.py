@@ -121,6 +121,9 @@ def refresh(
         )
         for entity, attribute in ENTITY_TEXTS.items()
     }
+    # Every text is staged now; holding the catalogue through encoding and indexing
+    # would only add its size to the run's peak memory.
+    del catalogue
     encoded, indexes, rows = {}, {}, {}
     try:
         totals = run_jobs(encode, config, version, jobs)
