@@ -8,6 +8,7 @@ shared by every run that adapts the same number of layers.
 
     nice -n 10 .venv/bin/python benchmarks/hparams.py               # the whole grid
     nice -n 10 .venv/bin/python benchmarks/hparams.py --run hsic    # one run
+    .venv/bin/python benchmarks/hparams.py --table                  # runs.json as Markdown
 
 Results are merged into ``--out``/runs.json after every run, so the grid can be run
 piecewise. Nothing is registered; ingestion writes under ``--work`` (default /tmp/hp).
@@ -97,12 +98,34 @@ def run_one(
     }
 
 
+def table(runs: list[dict]) -> str:
+    """The runs as a Markdown table (validation numbers only)."""
+    rows = [
+        "| run | change | t valid AUC per epoch | best (epoch) | downstream valid AUC "
+        "(mean ± std, 3 seeds) | train s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        change = ", ".join(f"`{k} = {v}`" for k, v in run["changes"].items()) or "none"
+        epochs = " / ".join(f"{h['valid_auc']:.4f}" for h in run["history"])
+        rows.append(
+            f"| `{run['name']}` | {change} | {epochs} | {run['best_valid_auc']:.4f} "
+            f"({run['best_epoch']}) | {run['downstream_valid_auc_mean']:.4f} ± "
+            f"{run['downstream_valid_auc_std']:.4f} | {run['train_seconds']:.0f} |"
+        )
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="append", choices=sorted(GRID), help="default: all")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/hparams-k64")
     parser.add_argument("--work", type=Path, default=Path("/tmp/hp"))
+    parser.add_argument("--table", action="store_true", help="print runs.json as Markdown")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads((args.out / "runs.json").read_text())["runs"]))
+        return
     os.chdir(ROOT)
     config = load_config(CONFIG)
     config = config.model_copy(
