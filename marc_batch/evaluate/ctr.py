@@ -54,14 +54,17 @@ def _predict(
     return torch.sigmoid(logits).numpy()
 
 
-def score_embeddings(
+def fit_downstream(
     user_z: np.ndarray, item_z: np.ndarray, pairs: Pairs, config: EvaluateConfig, seed: int
-) -> Score:
-    """Train on the training split, select the epoch on validation AUC, report test."""
+) -> tuple[DownstreamCTR, float, torch.Tensor, torch.Tensor]:
+    """Train on the training split; keep the epoch with the best validation AUC.
+
+    Returns the model at that epoch, its validation AUC and the standardised inputs.
+    """
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     z_u, z_i = standardise(user_z), standardise(item_z)
-    train, valid, test = (pairs.splits[name] for name in ("train", "valid", "test"))
+    train, valid = pairs.splits["train"], pairs.splits["valid"]
     model = DownstreamCTR(user_z.shape[1], config.hidden, config.dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     labels = torch.from_numpy(train.labels)
@@ -87,6 +90,22 @@ def score_embeddings(
                 break
     assert best_state is not None
     model.load_state_dict(best_state)
+    return model, best, z_u, z_i
+
+
+def validation_auc(
+    user_z: np.ndarray, item_z: np.ndarray, pairs: Pairs, config: EvaluateConfig, seed: int
+) -> float:
+    """The downstream model's best validation AUC; the test split is not scored at all."""
+    return fit_downstream(user_z, item_z, pairs, config, seed)[1]
+
+
+def score_embeddings(
+    user_z: np.ndarray, item_z: np.ndarray, pairs: Pairs, config: EvaluateConfig, seed: int
+) -> Score:
+    """Train on the training split, select the epoch on validation AUC, report test."""
+    model, best, z_u, z_i = fit_downstream(user_z, item_z, pairs, config, seed)
+    test = pairs.splits["test"]
     predictions = _predict(model, z_u, z_i, test)
     return Score(
         valid_auc=best,
