@@ -8,9 +8,10 @@ Usage: python -m benchmarks.run                 (make bench: full sizes, into be
 own process, so no figure inherits another's memory or threads; quick mode
 runs them in this process on tiny inputs and only shows that everything
 runs (its figures mean nothing) and never writes into ``benchmarks/results``.
-``--only NAME`` reruns some steps; the summary is rebuilt from whatever JSON
-files the output directory holds. The working directory (stores,
-catalogues, models) is temporary unless ``--work`` is given.
+``--only NAME`` reruns some steps (``run.json`` lists every run and what it
+ran); the summary is rebuilt from whatever JSON files the output directory
+holds. The working directory (stores, catalogues, models) is temporary
+unless ``--work`` is given.
 """
 
 import argparse
@@ -54,7 +55,8 @@ def steps(mode: str, out: Path, work: Path) -> list[Step]:
     big_store = str(work / "scaling" / str(big) / "store")
     faiss = ["--queries", "200", "--repeats", "1", "--flat-max-rows", "1000"] if quick else []
     label = "tiny-500" if quick else "minilm-ml100k"
-    stores = [f"{label}={work / 'refresh' / 'store'}", f"tiny-{big}={big_store}"]
+    big_label = "tiny-1m" if big == 1_000_000 else f"tiny-{big}"
+    stores = [f"{label}={work / 'refresh' / 'store'}", f"{big_label}={big_store}"]
     listed = [
         Step("refresh_cost", "benchmarks.refresh_cost", [*refresh, "--work", f"{work}/refresh"]),
         Step("scaling", "benchmarks.scaling", [*scaling, "--work", f"{work}/scaling"]),
@@ -122,7 +124,9 @@ def main(argv: list[str] | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-work-"))
     log_path = out / "run.json"
-    log = json.loads(log_path.read_text()) if args.only and log_path.is_file() else {"steps": {}}
+    runs = json.loads(log_path.read_text())["runs"] if args.only and log_path.is_file() else []
+    this = {"command": command(MODULE, argv), "mode": args.mode, "machine": machine()}
+    steps_run: dict[str, float] = {}
     started = time.perf_counter()
     try:
         for step in steps(args.mode, out, work):
@@ -131,25 +135,17 @@ def main(argv: list[str] | None = None) -> Path:
             print(f"[bench] {step.name}: python -m {step.module} {' '.join(step.argv)}", flush=True)
             begun = time.perf_counter()
             run_step(step, inline=quick)
-            log["steps"][step.name] = round(time.perf_counter() - begun, 1)
-            print(f"[bench] {step.name}: {log['steps'][step.name]} s", flush=True)
+            steps_run[step.name] = round(time.perf_counter() - begun, 1)
+            print(f"[bench] {step.name}: {steps_run[step.name]} s", flush=True)
         if args.mode == "slow" and (not args.only or "quality" in args.only):
             begun = time.perf_counter()
             retrain(out)
-            log["steps"]["quality"] = round(time.perf_counter() - begun, 1)
+            steps_run["quality"] = round(time.perf_counter() - begun, 1)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    log.update(
-        {
-            "command": command(MODULE, argv),
-            "mode": args.mode,
-            "machine": machine(),
-            "seconds": round(sum(log["steps"].values()), 1),
-            "this_run_seconds": round(time.perf_counter() - started, 1),
-        }
-    )
-    log_path.write_text(json.dumps(log, indent=2) + "\n")
+    this.update({"steps": steps_run, "seconds": round(time.perf_counter() - started, 1)})
+    log_path.write_text(json.dumps({"runs": [*runs, this]}, indent=2) + "\n")
     path = summary.write(out, quality=RESULTS if out != RESULTS else out)
     print(f"[bench] {path}", flush=True)
     return path
