@@ -8,10 +8,15 @@ shared by every run that adapts the same number of layers.
 
     nice -n 10 .venv/bin/python benchmarks/hparams.py               # the whole grid
     nice -n 10 .venv/bin/python benchmarks/hparams.py --run hsic    # one run
+    nice -n 10 .venv/bin/python benchmarks/hparams.py --run hsic --seed 1 --threads 1
     .venv/bin/python benchmarks/hparams.py --table                  # runs.json as Markdown
 
-Results are merged into ``--out``/runs.json after every run, so the grid can be run
-piecewise. Nothing is registered; ingestion writes under ``--work`` (default /tmp/hp).
+``--seed N`` (N > 0) trains with ``train.seed = N`` and names the run ``<name>-seedN``:
+training seeds move the result more than most settings do, so a setting is only read
+against its own seeds. Results are merged into ``--out``/runs.json after every run, so
+the grid can be run piecewise, also by several processes at once (``--threads 1`` and
+their own ``--work`` each). Nothing is registered; ingestion writes under ``--work``
+(default /tmp/hp).
 """
 
 import argparse
@@ -35,10 +40,10 @@ CONFIG = "benchmarks/configs/ml100k-minilm-k64.toml"
 # name -> changes to [model] (dotted paths below it), in the order they are run.
 GRID: dict[str, dict[str, object]] = {
     "baseline": {},
-    "baseline-seed1": {"train.seed": 1},
     "lambda-0.03": {"lambda_info": 0.03},
     "lambda-0.3": {"lambda_info": 0.3},
     "hsic": {"estimator": "hsic"},
+    "reconstruction": {"estimator": "reconstruction"},
     "backbone-lr-5e-4": {"train.backbone_learning_rate": 5e-4},
     "lora-layers-2": {"lora.layers": 2},
 }
@@ -121,11 +126,15 @@ def main() -> None:
     parser.add_argument("--run", action="append", choices=sorted(GRID), help="default: all")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/hparams-k64")
     parser.add_argument("--work", type=Path, default=Path("/tmp/hp"))
+    parser.add_argument("--seed", type=int, default=0, help="training seed (train.seed)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads; default: all cores")
     parser.add_argument("--table", action="store_true", help="print runs.json as Markdown")
     args = parser.parse_args()
     if args.table:
         print(table(json.loads((args.out / "runs.json").read_text())["runs"]))
         return
+    if args.threads:
+        torch.set_num_threads(args.threads)
     os.chdir(ROOT)
     config = load_config(CONFIG)
     config = config.model_copy(
@@ -133,10 +142,11 @@ def main() -> None:
     )
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "runs.json"
-    saved = json.loads(path.read_text()) if path.is_file() else {"runs": []}
     prepared_by_layers: dict[int, tuple[Prepared, float]] = {}
-    for name in args.run or list(GRID):
-        changes = GRID[name]
+    for grid_name in args.run or list(GRID):
+        name, changes = grid_name, GRID[grid_name]
+        if args.seed:
+            name, changes = f"{grid_name}-seed{args.seed}", {**changes, "train.seed": args.seed}
         model = with_changes(config.model, changes)
         layers = model.lora.layers
         if layers not in prepared_by_layers:
@@ -147,6 +157,8 @@ def main() -> None:
         entry = run_one(name, changes, config, prepared, args.work)
         entry["prepare_seconds"] = round(prepare_seconds, 1)
         entry["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        # Read late: another process may have added runs since this one started.
+        saved = json.loads(path.read_text()) if path.is_file() else {"runs": []}
         saved["runs"] = [r for r in saved["runs"] if r["name"] != name] + [entry]
         saved.update(
             base_config=CONFIG,
