@@ -39,6 +39,9 @@ class IndexReport(BaseModel):
     tuning_queries: int
     build_seconds: float
     native_ids: bool
+    updated: bool = Field(
+        False, description="The parent snapshot's index changed in place (a backfill)."
+    )
 
 
 @dataclass
@@ -69,78 +72,87 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
 
 
 def factory_for(rows: int, config: IndexConfig) -> str:
-    """The index_factory string of the index ``rows`` vectors get under ``config``."""
+    """The index_factory string of the index ``rows`` vectors get under ``config``.
+
+    IVF indexes label their vectors natively (IndexIVF stores int64 ids in its
+    lists), so ids can later be removed in place; an IDMap wrapper would not
+    survive removals, since IVF's internal sequence numbers are never compacted.
+    """
     if rows <= config.flat_max_rows:
         return "IDMap2,Flat"
     nlist = nlist_for(rows, config.train_points_per_list)
     codec = "Flat" if config.ann == "ivf-flat" else "SQ8"
-    return f"IDMap2,IVF{nlist}_HNSW{config.hnsw_m},{codec}"
+    return f"IVF{nlist}_HNSW{config.hnsw_m},{codec}"
 
 
 def build_index(
-    vectors: np.ndarray,
-    ids: pa.Array | pa.ChunkedArray,
-    config: IndexConfig,
-    trained: faiss.Index | None = None,
+    vectors: np.ndarray, ids: pa.Array | pa.ChunkedArray, config: IndexConfig
 ) -> BuiltIndex:
-    """Build, tune and recall-check an index over ``vectors`` labelled by catalogue ``ids``.
-
-    ``trained`` is an earlier index of the same factory (a backfill's parent):
-    its coarse quantizer and codec are reused, so only adding the vectors
-    and re-proving recall remain, not k-means.
-    """
-    start = time.perf_counter()
+    """Build, tune and recall-check an index over ``vectors`` labelled by catalogue ``ids``."""
+    started = time.perf_counter()
     vectors = normalised(vectors)
     rows, dim = vectors.shape
     id_map = IdMap.for_ids(ids)
     factory = factory_for(rows, config)
-    common = {
-        "factory": factory,
-        "rows": rows,
-        "dim": dim,
-        "recall_k": config.recall_k,
-        "recall_target": config.recall_target,
-        "native_ids": id_map.native,
-    }
     if rows <= config.flat_max_rows:
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         index.add_with_ids(vectors, id_map.faiss_ids)
-        report = IndexReport(
-            kind="flat",
-            recall=1.0,
-            tuning_queries=0,
-            build_seconds=round(time.perf_counter() - start, 3),
-            **common,
-        )
+        report = report_for(index, vectors, id_map, config, started, np.arange(0))
         return BuiltIndex(index, id_map, report)
-
     rng = np.random.default_rng(config.seed)
     nlist = nlist_for(rows, config.train_points_per_list)
     order = rng.permutation(rows)
     train = np.sort(order[: nlist * config.train_points_per_list])
     held_out = order[nlist * config.train_points_per_list :]
     queries = np.sort((held_out if len(held_out) else order)[: config.tuning_queries])
-    if trained is not None:
-        index = faiss.clone_index(trained)
-        index.reset()
-    else:
-        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors[train])
+    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    index.train(vectors[train])
     index.add_with_ids(vectors, id_map.faiss_ids)
-    nprobe, recall = _tune(index, vectors, queries, id_map.faiss_ids, nlist, config)
-    report = IndexReport(
-        kind=config.ann,
-        nlist=nlist,
-        nprobe=nprobe,
-        recall=round(recall, 4),
-        tuning_queries=len(queries),
-        build_seconds=round(time.perf_counter() - start, 3),
-        **common,
-    )
+    report = report_for(index, vectors, id_map, config, started, queries)
     return BuiltIndex(index, id_map, report)
 
 
-def _tune(
+def report_for(
+    index: faiss.Index,
+    vectors: np.ndarray,
+    id_map: IdMap,
+    config: IndexConfig,
+    started: float,
+    queries: np.ndarray,
+    updated: bool = False,
+) -> IndexReport:
+    """Prove ``index``'s recall over the normalised ``vectors`` it holds, and describe it.
+
+    A Flat index is exact, so its recall is 1 by construction; an IVF index
+    gets the smallest nprobe meeting the target on ``queries`` (positions in
+    ``vectors``), or :class:`IndexRecallError`.
+    """
+    rows, dim = vectors.shape
+    figures: dict[str, float | int | None] = {"recall": 1.0, "tuning_queries": 0}
+    if rows > config.flat_max_rows:
+        nlist = faiss.extract_index_ivf(index).nlist
+        nprobe, recall = tune_nprobe(index, vectors, queries, id_map.faiss_ids, nlist, config)
+        figures = {
+            "nlist": nlist,
+            "nprobe": nprobe,
+            "recall": round(recall, 4),
+            "tuning_queries": len(queries),
+        }
+    return IndexReport(
+        kind="flat" if rows <= config.flat_max_rows else config.ann,
+        factory=factory_for(rows, config),
+        rows=rows,
+        dim=dim,
+        recall_k=config.recall_k,
+        recall_target=config.recall_target,
+        build_seconds=round(time.perf_counter() - started, 3),
+        native_ids=id_map.native,
+        updated=updated,
+        **figures,
+    )
+
+
+def tune_nprobe(
     index: faiss.Index,
     vectors: np.ndarray,
     queries: np.ndarray,

@@ -8,10 +8,11 @@ GPU time and bytes written grow with the change, not with the catalogue.
 
 The embeddings are made with the parent's model version, never ``current``:
 an incremental snapshot must stay in one embedding space (a new model means
-a full refresh). Indexes of entities that changed are rebuilt from the
-parent's vectors plus the new ones, reusing the parent's trained IVF
-quantizer when the index shape is unchanged, and recall is proved again;
-indexes of untouched entities are carried over as they are.
+a full refresh). The index of an entity that changed is the parent's index
+with the touched ids removed and the new vectors added, when its shape
+(Flat, or IVF with the same number of lists) still fits the catalogue's
+size, and a fresh build otherwise; either way recall is proved again over
+every live vector. Indexes of untouched entities are carried over as they are.
 """
 
 from pathlib import Path
@@ -27,6 +28,7 @@ from marc_batch.data.ingest import TableReport, ingest, ingest_items, new_run_id
 from marc_batch.errors import StoreError
 from marc_batch.index import IndexReport
 from marc_batch.index.build import factory_for
+from marc_batch.index.update import ParentIndex
 from marc_batch.pipeline.checkpoints import Checkpoints
 from marc_batch.pipeline.indexes import publish_index
 from marc_batch.pipeline.publish import promote_new
@@ -98,19 +100,20 @@ def _catalogue(
 
 def _live_vectors(
     store: Store, parent: Manifest, entity: str, touched: pa.Array, ids: pa.Array, new: np.ndarray
-) -> tuple[pa.ChunkedArray, np.ndarray]:
-    """Every live vector after the change: the parent's untouched rows plus the new rows."""
-    kept = merged_table(store, parent, entity, ("id", "embedding"))
-    kept = kept.filter(pc.invert(pc.is_in(kept["id"], value_set=touched)))
+) -> tuple[pa.ChunkedArray, pa.ChunkedArray, np.ndarray]:
+    """The parent's ids, then every live id and vector after the change (untouched rows first)."""
+    table = merged_table(store, parent, entity, ("id", "embedding"))
+    kept = table.filter(pc.invert(pc.is_in(table["id"], value_set=touched)))
     all_ids = pa.chunked_array([*kept["id"].chunks, *pa.chunked_array([ids]).chunks], pa.string())
-    return all_ids, np.vstack([embedding_matrix(kept, parent.k).astype(np.float32), new])
+    vectors = np.vstack([embedding_matrix(kept, parent.k).astype(np.float32), new])
+    return table["id"], all_ids, vectors
 
 
-def _trained(
+def _parent_index(
     store: Store, parent: Manifest, entry: IndexFile | None, factory: str
 ) -> faiss.Index | None:
-    """The parent's index if it has the factory the new one needs (its training is reusable)."""
-    if entry is None or entry.index_type != factory or ",IVF" not in factory:
+    """The parent's index if it has the factory the new one needs, so it can change in place."""
+    if entry is None or entry.index_type != factory:
         return None
     data = read_index_file(store, parent, entry)
     return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
@@ -190,7 +193,7 @@ def _update_indexes(
     plans: dict[str, ChangePlan],
     new_rows: dict[str, tuple[pa.ChunkedArray, np.ndarray]],
 ) -> dict[str, IndexReport]:
-    """Rebuild the indexes of changed entities; carry the others over with their figures."""
+    """Update the indexes of changed entities; carry the others over with their figures."""
     wanted = {"item", "user"} if config.index.users else {"item"}
     existing = {entry.entity: entry for entry in parent.indexes}
     reports = {}
@@ -210,12 +213,14 @@ def _update_indexes(
         new_ids, new_vectors = new_rows.get(entity, (pa.chunked_array([], pa.string()), None))
         if new_vectors is None:
             new_vectors = np.empty((0, parent.k), np.float32)
-        ids, vectors = _live_vectors(
+        parent_ids, ids, vectors = _live_vectors(
             store, parent, entity, touched, new_ids.combine_chunks(), new_vectors
         )
-        factory = factory_for(len(ids), config.index)
-        trained = _trained(store, parent, existing.get(entity), factory)
-        reports[entity] = publish_index(txn, entity, ids, vectors, config.index, trained)
+        index = _parent_index(
+            store, parent, existing.get(entity), factory_for(len(ids), config.index)
+        )
+        in_place = ParentIndex(index, parent_ids, touched) if index is not None else None
+        reports[entity] = publish_index(txn, entity, ids, vectors, config.index, in_place)
     return reports
 
 

@@ -6,6 +6,7 @@ import pyarrow as pa
 
 from marc_batch.config import IndexConfig
 from marc_batch.index import IndexReport, build_index
+from marc_batch.index.update import ParentIndex, update_index
 from marc_batch.store import Transaction
 
 
@@ -28,14 +29,17 @@ def publish_index(
     ids: pa.Array | pa.ChunkedArray,
     vectors: np.ndarray,
     config: IndexConfig,
-    trained: faiss.Index | None = None,
+    parent: ParentIndex | None = None,
 ) -> IndexReport:
-    """Build the index over every live vector of ``entity`` and add it to ``txn``.
+    """Index every live vector of ``entity`` and add the index to ``txn``.
 
-    Raises :class:`IndexRecallError` if it misses the recall target, which
-    aborts the transaction: a snapshot is never published with a worse index.
+    With ``parent`` (a backfill), the parent's index is updated in place when
+    it can be, and built afresh otherwise. Raises :class:`IndexRecallError` if
+    a fresh build misses the recall target, which aborts the transaction: a
+    snapshot is never published with a worse index.
     """
-    built = build_index(vectors, ids, config, trained=trained)
+    built = update_index(parent, vectors, ids, config) if parent is not None else None
+    built = built or build_index(vectors, ids, config)
     report = built.report
     txn.write_index(
         entity,

@@ -91,24 +91,3 @@ def test_index_files_memory_map_in_another_process(tmp_path: Path) -> None:
     )
     assert out.stdout.strip() == "[0, 1, 2, 3, 4]"
     assert faiss.extract_index_ivf(read_index(path)).nprobe == built.report.nprobe
-
-
-def test_a_rebuild_reuses_the_trained_quantizer_and_proves_recall_again() -> None:
-    config = IndexConfig(flat_max_rows=1_000, tuning_queries=300)
-    vectors = clustered(6_000)
-    ids = [str(i) for i in range(6_000)]
-    first = build_index(vectors, pa.array(ids), config)
-    changed = np.vstack([vectors[100:], clustered(100, seed=7)])
-    new_ids = [*ids[100:], *(str(i) for i in range(6_000, 6_100))]
-    second = build_index(changed, pa.array(new_ids), config, trained=first.index)
-    retrained = build_index(changed, pa.array(new_ids), config)
-    assert second.report.factory == first.report.factory
-
-    def centroids(index: faiss.Index) -> np.ndarray:
-        quantizer = faiss.extract_index_ivf(index).quantizer
-        return quantizer.reconstruct_n(0, quantizer.ntotal)
-
-    np.testing.assert_array_equal(centroids(second.index), centroids(first.index))
-    assert not np.array_equal(centroids(retrained.index), centroids(first.index))
-    assert second.report.recall >= config.recall_target and second.index.ntotal == 6_000
-    assert first.index.ntotal == 6_000  # the parent's index is left as it was

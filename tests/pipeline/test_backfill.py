@@ -8,6 +8,7 @@ import pytest
 
 import marc_batch.pipeline.shards as shards_module
 from marc_batch.errors import SourceError, StoreError
+from marc_batch.index.build import normalised
 from marc_batch.pipeline.backfill import backfill
 from marc_batch.pipeline.refresh import refresh
 from marc_batch.store import Store, open_snapshot
@@ -81,8 +82,12 @@ def test_backfill_encodes_only_the_change_and_matches_a_full_refresh(
     index = faiss.deserialize_index(
         np.frombuffer(open_snapshot(store, "latest").index_bytes("item"), dtype=np.uint8)
     )
-    assert index.ntotal == ITEMS
-    assert faiss.vector_to_array(faiss.downcast_index(index).id_map).tolist().count(5) == 0
+    # The parent's exact index was changed in place, and every id still names its own vector.
+    assert report.indexes["item"].updated and index.ntotal == ITEMS
+    ids, vectors = open_snapshot(store, "latest").matrix("item")
+    stored = np.vstack([index.reconstruct(int(i)) for i in ids])
+    np.testing.assert_allclose(stored, normalised(vectors), atol=1e-6)
+    assert 5 not in faiss.vector_to_array(faiss.downcast_index(index).id_map)
 
 
 def test_nothing_changed_commits_nothing(
