@@ -119,6 +119,7 @@ def run_backfill(config: Config, items: Path) -> dict:
         "added": report.changes["item"].added,
         "rows": report.rows,
         "index": report.indexes["item"].factory if "item" in report.indexes else None,
+        "index_updated": "item" in report.indexes and report.indexes["item"].updated,
         "phases": phases.close(),
         "rss_start_mib": round(rss_start),
         "peak_rss_mib": round(peak_rss_mib()),

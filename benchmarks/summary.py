@@ -279,11 +279,18 @@ def scaling_rows(data: dict, refresh_cost: dict | None = None) -> list[Row]:
         if "backfill" not in entry:
             continue
         back = entry["backfill"]
+        index_work = (
+            "The index build changes the parent's index in place (touched ids removed, new "
+            "vectors added to its trained lists) but still proves recall against exact search "
+            "over every live vector, after reading the parent's vectors"
+            if back.get("index_updated")
+            else "The index build builds the item index anew over every live vector (read the "
+            "parent's vectors, add them all, prove recall again)"
+        )
         reason = (
             f"the backfill's {seconds(back['seconds'])} is mostly work that does not shrink "
-            f"with the change: {breakdown(back['phases'], back['seconds'])}. The index build "
-            "rebuilds the item index over every live vector (read the parent's vectors, add "
-            "them all, prove recall again), work proportional to the catalogue; encoding the "
+            f"with the change: {breakdown(back['phases'], back['seconds'])}. {index_work}, "
+            "work proportional to the catalogue; encoding the "
             f"new items took {seconds(encoding(back['phases']))}. The tiny encoder makes the "
             "refresh cheap (it is mostly encoding), so this ratio is the worst case."
         )
@@ -302,10 +309,8 @@ def scaling_rows(data: dict, refresh_cost: dict | None = None) -> list[Row]:
             even = breakeven_rate(entry, int(size))
             reason += (
                 f"; with an encoder faster than {even:,.0f} items/s (a GPU typically runs "
-                "MiniLM on short texts faster than that) the backfill's fixed cost, mostly the "
-                "rebuild, breaks the goal on its own, so the fix is to update the "
-                "parent's index in place (add the new vectors to the trained IVF lists, remove "
-                "deleted ids) rather than to rebuild it."
+                "MiniLM on short texts faster than that) the backfill's fixed cost breaks the "
+                "goal on its own."
                 if even
                 else "."
             )
