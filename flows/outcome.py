@@ -11,7 +11,7 @@ from typing import TypeVar
 from prefect import get_run_logger
 from prefect.states import Failed, State
 
-from marc_batch.errors import MarcBatchError
+from marc_batch.errors import MarcBatchError, StoreUnavailable
 
 T = TypeVar("T")
 
@@ -31,4 +31,5 @@ def run_step(step: Callable[[], T]) -> T | State:
 
 def worth_retrying(_task: object, _task_run: object, state: State) -> bool:
     """Retry what may pass next time (a lost worker, a flaky store), not a user's error."""
-    return not isinstance(state.result(raise_on_failure=False), MarcBatchError)
+    error = state.result(raise_on_failure=False)
+    return isinstance(error, StoreUnavailable) or not isinstance(error, MarcBatchError)

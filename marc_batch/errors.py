@@ -47,6 +47,10 @@ class StoreError(MarcBatchError):
     """A snapshot store operation cannot proceed; the published state is unchanged."""
 
 
+class StoreUnavailable(StoreError):
+    """The object store kept failing past the client's retries: transient, so a re-run resumes."""
+
+
 class ManifestError(StoreError):
     """A manifest is malformed or names something it may not (a path outside the root)."""
 

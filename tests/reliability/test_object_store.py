@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from marc_batch.config import Config, StoreConfig
+from marc_batch.errors import StoreUnavailable
 from marc_batch.pipeline.backfill import backfill
 from marc_batch.pipeline.publish import publish
 from marc_batch.pipeline.refresh import refresh
@@ -110,9 +111,10 @@ def test_an_outage_past_the_retry_budget_fails_cleanly_and_a_rerun_succeeds(
     faulty_s3.inject(
         Fault("status", times=1000, method="PUT", path="_manifests/", status=503, code="SlowDown")
     )
-    # After its retries the client's error propagates (the flows retry such shard tasks).
-    with pytest.raises(OSError, match="reduce your request rate") as failure:
+    # After its retries the run fails with one line (the flows retry such shard tasks).
+    with pytest.raises(StoreUnavailable, match="reduce your request rate") as failure:
         refresh(config)
+    assert "\n" not in str(failure.value) and "_manifests/" in str(failure.value)
     assert published(store) == ([], {})
     faulty_s3.clear()
     report = refresh(config)  # the shards checkpointed by the failed run are reused

@@ -15,16 +15,19 @@ connections, with exponential back-off and jitter), ``s3.retries`` attempts
 per request, each bounded by ``s3.connect_timeout`` and ``s3.read_timeout``.
 A retried conditional write may find that its own first attempt landed (the
 response was lost); the commit protocol recognises its own manifest and
-pointer, so such a retry is not mistaken for a lost race.
+pointer, so such a retry is not mistaken for a lost race. A failure that
+outlasts the retries is a :class:`StoreUnavailable` naming the key and the
+server's reason on one line; what was committed before it stays published.
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import BinaryIO
 
 import s3fs
 
 from marc_batch.config.store import S3Config
+from marc_batch.errors import StoreUnavailable
 from marc_batch.store.backends.base import Backend, FileInfo, PreconditionFailed
 from marc_batch.store.paths import check_relative
 
@@ -36,6 +39,18 @@ def _lost_condition(exc: OSError) -> bool:
         return True
     response = getattr(exc.__cause__, "response", None) or {}
     return response.get("ResponseMetadata", {}).get("HTTPStatusCode") in _CONFLICT_STATUS
+
+
+@contextmanager
+def _reachable(uri: str) -> Iterator[None]:
+    """Turn the client's last error into a one-line StoreUnavailable (a missing key stays as is)."""
+    try:
+        yield
+    except (FileNotFoundError, PreconditionFailed):
+        raise
+    except OSError as exc:
+        reason = " ".join(str(exc).split())
+        raise StoreUnavailable(f"{uri}: {reason}; the object store kept failing") from exc
 
 
 class S3Backend(Backend):
@@ -60,51 +75,61 @@ class S3Backend(Backend):
     def _key(self, path: str) -> str:
         return f"{self.base}/{check_relative(path)}"
 
+    def _on(self, path: str) -> AbstractContextManager[None]:
+        return _reachable(f"{self.uri}/{path}")
+
     @contextmanager
     def writing(self, path: str) -> Iterator[BinaryIO]:
-        handle = self.fs.open(self._key(path), "wb")
-        try:
-            yield handle
-        except BaseException:
-            handle.discard()
-            raise
-        handle.close()
+        with self._on(path):
+            handle = self.fs.open(self._key(path), "wb")
+            try:
+                yield handle
+            except BaseException:
+                handle.discard()
+                raise
+            handle.close()
 
     def open_read(self, path: str) -> BinaryIO:
-        return self.fs.open(self._key(path), "rb")
+        with self._on(path):
+            return self.fs.open(self._key(path), "rb")
 
     def read_bytes(self, path: str) -> bytes:
-        return self.fs.cat_file(self._key(path))
+        with self._on(path):
+            return self.fs.cat_file(self._key(path))
 
     def put_if_absent(self, path: str, data: bytes) -> None:
-        try:
-            self.fs.pipe_file(self._key(path), data, mode="create")
-        except OSError as exc:
-            if _lost_condition(exc):
-                raise PreconditionFailed(path) from None
-            raise
+        with self._on(path):
+            try:
+                self.fs.pipe_file(self._key(path), data, mode="create")
+            except OSError as exc:
+                if _lost_condition(exc):
+                    raise PreconditionFailed(path) from None
+                raise
 
     def read_tagged(self, path: str) -> tuple[bytes, str] | None:
         # The tag is read before the content: a replacement in between makes the
         # later If-Match fail, never succeed on stale content.
         key = self._key(path)
         try:
-            etag = self.fs.info(key)["ETag"]
-            return self.fs.cat_file(key), etag
+            with self._on(path):
+                etag = self.fs.info(key)["ETag"]
+                return self.fs.cat_file(key), etag
         except FileNotFoundError:
             return None
 
     def swap(self, path: str, data: bytes, expected: str | None) -> None:
         condition = {"mode": "create"} if expected is None else {"IfMatch": expected}
-        try:
-            self.fs.pipe_file(self._key(path), data, **condition)
-        except OSError as exc:
-            if _lost_condition(exc):
-                raise PreconditionFailed(path) from None
-            raise
+        with self._on(path):
+            try:
+                self.fs.pipe_file(self._key(path), data, **condition)
+            except OSError as exc:
+                if _lost_condition(exc):
+                    raise PreconditionFailed(path) from None
+                raise
 
     def list(self, prefix: str) -> Iterator[FileInfo]:
-        found = self.fs.find(self._key(prefix), detail=True)
+        with self._on(prefix):
+            found = self.fs.find(self._key(prefix), detail=True)
         for key, info in found.items():
             yield FileInfo(
                 key.removeprefix(self.base + "/"), info["size"], info["LastModified"].timestamp()
@@ -112,6 +137,7 @@ class S3Backend(Backend):
 
     def delete(self, path: str) -> None:
         try:
-            self.fs.rm_file(self._key(path))
+            with self._on(path):
+                self.fs.rm_file(self._key(path))
         except FileNotFoundError:
             return
