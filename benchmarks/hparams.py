@@ -46,6 +46,8 @@ GRID: dict[str, dict[str, object]] = {
     "reconstruction": {"estimator": "reconstruction"},
     "backbone-lr-5e-4": {"train.backbone_learning_rate": 5e-4},
     "lora-layers-2": {"lora.layers": 2},
+    "pairs-32": {"train.pairs_per_user": 32},
+    "epochs-6": {"train.epochs": 6},
 }
 
 

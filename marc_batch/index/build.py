@@ -65,7 +65,16 @@ def set_nprobe(index: faiss.Index, nprobe: int) -> None:
 
 
 def normalised(vectors: np.ndarray) -> np.ndarray:
-    """A float32 copy with unit rows, so inner product is cosine similarity."""
+    """Unit rows as C-ordered float32, so inner product is cosine similarity.
+
+    Vectors that already are (a snapshot's embeddings) come back as they are;
+    a copy of a million of them would be the largest allocation of a build.
+    Others are normalised in a copy: the caller's array is never modified.
+    """
+    if vectors.dtype == np.float32 and vectors.flags.c_contiguous and len(vectors):
+        norms = np.einsum("ij,ij->i", vectors, vectors)
+        if np.allclose(norms, 1.0, atol=1e-5):
+            return vectors
     out = np.array(vectors, dtype=np.float32, order="C", copy=True)
     faiss.normalize_L2(out)
     return out

@@ -43,7 +43,7 @@ def publish_index(
     report = built.report
     txn.write_index(
         entity,
-        faiss.serialize_index(built.index).tobytes(),
+        lambda stream: faiss.write_index(built.index, faiss.PyCallbackIOWriter(stream.write)),
         index_type=report.factory,
         metric=report.metric,
         rows=report.rows,

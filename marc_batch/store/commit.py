@@ -12,11 +12,10 @@ Channels are moved only after the manifest is committed, so a channel never
 points at a version that does not exist.
 """
 
-import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +38,13 @@ from marc_batch.store.manifest import (
 from marc_batch.store.paths import ENTITIES, check_entity, manifest_path, new_index_path
 from marc_batch.store.reader import merged_table, read_data_file
 from marc_batch.store.store import Store
-from marc_batch.store.writer import DELETES_SCHEMA, PartitionWriter, build_rows, row_schema
+from marc_batch.store.writer import (
+    DELETES_SCHEMA,
+    HashingSink,
+    PartitionWriter,
+    build_rows,
+    row_schema,
+)
 
 Mode = Literal["overwrite", "incremental", "compaction"]
 MAX_REBASES = 1000
@@ -163,20 +168,30 @@ class Transaction:
         self._bound_memory()
 
     def write_index(
-        self, entity: str, data: bytes, index_type: str, metric: str, rows: int
+        self,
+        entity: str,
+        write: Callable[[BinaryIO], object],
+        index_type: str,
+        metric: str,
+        rows: int,
     ) -> IndexFile:
-        """Store a serialised FAISS index (``faiss.serialize_index``) with this snapshot."""
+        """Store a FAISS index with this snapshot; ``write`` serialises it into the given stream.
+
+        The index is streamed, hashed and counted on its way to the store, so
+        no serialised copy of it is ever held in memory.
+        """
         path = new_index_path(entity)
         with self.store.backend.writing(path) as handle:
-            handle.write(data)
+            sink = HashingSink(handle)
+            write(sink)
         index = IndexFile(
             path=path,
             entity=entity,
             index_type=index_type,
             metric=metric,
             rows=rows,
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
+            size=sink.size,
+            sha256=sink.digest.hexdigest(),
         )
         self.indexes.append(index)
         return index

@@ -117,7 +117,7 @@ def _timestamps(updated_at: datetime | np.ndarray | None, n: int) -> pa.Array:
     return pa.array(stamps.astype("datetime64[us]")).cast(utc)
 
 
-class _HashingSink:
+class HashingSink:
     """Passes bytes through to the backend while counting them and hashing them."""
 
     def __init__(self, stream: BinaryIO) -> None:
@@ -144,7 +144,7 @@ class _HashingSink:
 class _OpenFile:
     path: str
     stack: ExitStack
-    sink: _HashingSink
+    sink: HashingSink
     writer: pq.ParquetWriter
     rows: int = 0
     input_bytes: int = 0
@@ -211,7 +211,7 @@ class PartitionWriter:
             else new_deletes_path(self.entity)
         )
         stack = ExitStack()
-        sink = _HashingSink(stack.enter_context(self.backend.writing(path)))
+        sink = HashingSink(stack.enter_context(self.backend.writing(path)))
         writer = pq.ParquetWriter(sink, self.schema, **_parquet_options(self.schema))
         self.current = _OpenFile(path, stack, sink, writer)
         return self.current

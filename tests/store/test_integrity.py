@@ -26,7 +26,8 @@ def snapshot_with_index(store: Store) -> None:
     txn.write("item", [f"i{n}" for n in range(500)], vectors, ["h"] * 500)
     index = faiss.IndexFlatIP(K)
     index.add(vectors)
-    txn.write_index("item", faiss.serialize_index(index).tobytes(), "Flat", "inner_product", 500)
+    serialised = faiss.serialize_index(index)
+    txn.write_index("item", lambda stream: stream.write(serialised), "Flat", "inner_product", 500)
     txn.commit()
 
 
