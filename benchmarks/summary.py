@@ -230,13 +230,12 @@ def rss_story(sizes: dict, small: str, large: str) -> str:
         f"({above[1] / above[0]:.1f}x for 10x the items), and the peak is in the "
         f"{LABELS.get(peak, peak)}. Where it goes: ingest validates and renders the whole "
         "catalogue in memory (Arrow tables, dropped once the texts are staged); collecting "
-        "the shards loads every shard's saved rows and stacks all vectors into one N x k "
-        "float32 matrix, which is kept for the index build; the index build adds a "
-        "normalised copy of it, the index's own copy, an exact Flat index over all vectors "
-        "for the recall check, and the serialised index (about twice the index's size while "
-        "FAISS serialises it). Each of these is linear in N by design, so the ratio cannot "
-        "approach 1.5x without building the index from the stored shards and streaming its "
-        "serialisation to the store, and ingesting in chunks: design changes, not fixes."
+        "the shards copies every vector into one N x k float32 matrix, kept for the index "
+        "build; the index holds its own copy of the vectors (IVF-Flat lists store them "
+        "exactly), while the recall check scans the matrix in place and the index is "
+        "streamed to the store. Ingest, the matrix and the index are each linear in N by "
+        "design, so the ratio cannot approach 1.5x without ingesting in chunks and building "
+        "the index from the stored shards: design changes, not fixes."
     )
 
 

@@ -107,16 +107,25 @@ def run_jobs(
 def collect_shards(
     txn: Transaction, checkpoints: Checkpoints, jobs: list[ShardJob]
 ) -> tuple[pa.ChunkedArray, np.ndarray]:
-    """Write every job's saved rows into ``txn`` in shard order; return ids and unit vectors."""
-    ids, vectors = [], []
+    """Write every job's saved rows into ``txn`` in shard order; return ids and unit vectors.
+
+    The vectors are copied into one matrix shard by shard, so only one shard's
+    rows are held besides it: at a million rows, stacking them at the end
+    would hold every vector twice.
+    """
+    ids = []
+    matrix = np.empty((sum(job.rows for job in jobs), txn.k), np.float32)
+    filled = 0
     for job in sorted(jobs, key=lambda j: j.shard):
         rows = checkpoints.load(job.key)
         if rows is None:
             raise StoreError(f"shard {job.shard} of {job.entity} has no saved rows")
+        if filled + rows.num_rows > len(matrix):
+            raise StoreError(f"shard {job.shard} of {job.entity} saved more rows than it was given")
         z = embedding_matrix(rows, txn.k)
         stamps = rows["updated_at"].to_numpy().astype("datetime64[us]")
         txn.write(job.entity, rows["id"], z, rows["text_hash"], updated_at=stamps, shard=job.shard)
         ids.append(rows["id"])
-        vectors.append(z)
-    matrix = np.vstack(vectors) if vectors else np.empty((0, txn.k), np.float32)
-    return pa.chunked_array([c for a in ids for c in a.chunks], pa.string()), matrix
+        matrix[filled : filled + rows.num_rows] = z
+        filled += rows.num_rows
+    return pa.chunked_array([c for a in ids for c in a.chunks], pa.string()), matrix[:filled]
