@@ -47,7 +47,9 @@ GRID: dict[str, dict[str, object]] = {
     "backbone-lr-5e-4": {"train.backbone_learning_rate": 5e-4},
     "lora-layers-2": {"lora.layers": 2},
     "pairs-32": {"train.pairs_per_user": 32},
+    "pairs-64": {"train.pairs_per_user": 64},
     "epochs-6": {"train.epochs": 6},
+    "epochs-10": {"train.epochs": 10},
 }
 
 
