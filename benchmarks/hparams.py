@@ -1,10 +1,11 @@
 """A small hyper-parameter grid for MARC at k = 64 on MovieLens-100K, chosen on validation only.
 
-Each run trains MARC with one change to ``benchmarks/configs/ml100k-minilm-k64.toml``
-through the same recipe as ``marc-batch train`` (``prepare`` + ``train_variant``), then
-scores its published z with the evaluation's downstream CTR model on the *validation*
-split only (seeds 0, 1, 2); the test split is never scored here. The frozen pass is
-shared by every run that adapts the same number of layers.
+Each run trains MARC with one change to ``benchmarks/configs/ml100k-minilm-k64.toml`` as it
+was before this round (``BASE``), through the same recipe as ``marc-batch train``
+(``prepare`` + ``train_variant``), then scores its published z with the evaluation's
+downstream CTR model on the *validation* split only (seeds 0, 1, 2); the test split is
+never scored here. The frozen pass is shared by every run that adapts the same number
+of layers.
 
     nice -n 10 .venv/bin/python benchmarks/hparams.py               # the whole grid
     nice -n 10 .venv/bin/python benchmarks/hparams.py --run hsic    # one run
@@ -37,7 +38,11 @@ from marc_batch.train.recipe import Prepared, prepare, train_variant
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = "benchmarks/configs/ml100k-minilm-k64.toml"
 
-# name -> changes to [model] (dotted paths below it), in the order they are run.
+# Where this round started: the k = 64 config as it stood before it (3 epochs). The
+# config now trains 10 epochs, the setting this round chose.
+BASE: dict[str, object] = {"train.epochs": 3}
+
+# name -> changes to [model] (dotted paths below it, on top of BASE), in the order they are run.
 GRID: dict[str, dict[str, object]] = {
     "baseline": {},
     "lambda-0.03": {"lambda_info": 0.03},
@@ -70,7 +75,7 @@ def with_changes(model: ModelConfig, changes: dict[str, object]) -> ModelConfig:
 
 
 def commands(name: str, changes: dict[str, object], work: Path) -> dict[str, str]:
-    env = " ".join(f"{env_name(path)}={value}" for path, value in changes.items())
+    env = " ".join(f"{env_name(path)}={value}" for path, value in {**BASE, **changes}.items())
     paths = f"MARC_BATCH_MODEL__REGISTRY={work}/{name}/models MARC_BATCH_STORE__ROOT={work}/store"
     train = f"{env} {paths}".strip()
     return {
@@ -142,7 +147,10 @@ def main() -> None:
     os.chdir(ROOT)
     config = load_config(CONFIG)
     config = config.model_copy(
-        update={"store": config.store.model_copy(update={"root": str(args.work / "store")})}
+        update={
+            "model": with_changes(config.model, BASE),
+            "store": config.store.model_copy(update={"root": str(args.work / "store")}),
+        }
     )
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "runs.json"
@@ -166,6 +174,7 @@ def main() -> None:
         saved["runs"] = [r for r in saved["runs"] if r["name"] != name] + [entry]
         saved.update(
             base_config=CONFIG,
+            base_changes=BASE,
             selection="validation only: the test split is never scored by this script",
             machine=f"{platform.machine()}, {os.cpu_count()} CPUs, "
             f"cuda {torch.cuda.is_available()}",
