@@ -55,6 +55,7 @@ GRID: dict[str, dict[str, object]] = {
     "pairs-64": {"train.pairs_per_user": 64},
     "epochs-6": {"train.epochs": 6},
     "epochs-10": {"train.epochs": 10},
+    "epochs-10-lambda-0.03": {"train.epochs": 10, "lambda_info": 0.03},
 }
 
 
