@@ -175,18 +175,14 @@ def refresh_rows(data: dict) -> list[Row]:
             over_reason,
             f"{overhead:.3f}",
         ),
-        Row(
+        backfill_row(
             f"Backfill cost (backfill of 1% new items, {data['backfill_items']:,}, / full "
             f"refresh; {where})",
-            seconds(data["backfill_seconds"]),
-            f"{seconds(data['refresh_seconds'])} (refresh)",
-            f"{data['backfill_ratio']:.3f}",
-            "<= 0.05",
-            data["backfill_ratio"] <= 0.05,
+            data["backfill_seconds"],
+            data["refresh_seconds"],
             short_machine(data["machine"]),
             "refresh_cost.json",
             back_reason,
-            f"{data['backfill_ratio']:.3f}",
         ),
     ]
 
@@ -207,6 +203,25 @@ def breakeven_rate(entry: dict, size: int, goal: float = 0.05) -> float | None:
     fixed_full = refresh["seconds"] - encoding(refresh["phases"])
     margin = fixed_back - goal * fixed_full
     return (goal * size - backfill["added"]) / margin if margin > 0 else None
+
+
+def backfill_row(
+    figure: str, ours: float, refresh: float, machine: str, source: str, reason: str
+) -> Row:
+    """A backfill's wall time against a full refresh of the same catalogue (goal: 5%)."""
+    ratio = ours / refresh
+    return Row(
+        figure,
+        seconds(ours),
+        f"{seconds(refresh)} (refresh)",
+        f"{ratio:.3f}",
+        "<= 0.05",
+        ratio <= 0.05,
+        machine,
+        source,
+        reason,
+        f"{ratio:.3f}",
+    )
 
 
 def rss_story(sizes: dict, small: str, large: str) -> str:
@@ -314,17 +329,13 @@ def scaling_rows(data: dict, refresh_cost: dict | None = None) -> list[Row]:
                 else "."
             )
         rows.append(
-            Row(
+            backfill_row(
                 f"Backfill cost (1% new items / full refresh), {label[size]} items (tiny BERT)",
-                seconds(back["seconds"]),
-                f"{seconds(entry['refresh']['seconds'])} (refresh)",
-                f"{entry['backfill_ratio']:.3f}",
-                "<= 0.05",
-                entry["backfill_ratio"] <= 0.05,
+                back["seconds"],
+                entry["refresh"]["seconds"],
                 machine,
                 "scaling.json",
                 reason,
-                f"{entry['backfill_ratio']:.3f}",
             )
         )
     return rows
