@@ -12,7 +12,6 @@ de-duplication, timed on a slice and scaled linearly.
 
 import argparse
 import json
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -23,11 +22,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from benchmarks.common import command, machine
+from benchmarks.common import command, machine, peak_rss_mib
 from marc_batch.config import TableSource
 from marc_batch.data.records import ItemRecord
 from marc_batch.data.sources import read_source
-from marc_batch.data.validate import ITEMS, validate
+from marc_batch.data.specs import ITEMS
+from marc_batch.data.validate import validate
 
 WORDS = np.array(
     [
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
         ),
         "peer_seconds": round(peer, 2),
         "speedup_vs_peer": round(peer / ours, 1),
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mib": round(peak_rss_mib()),
     }
     assert result.rows_in == args.rows
     print(json.dumps(figures, indent=2))

@@ -1,32 +1,15 @@
 """The backfill: encode only what changed since the published snapshot, during the day."""
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect.states import State
 
-from flows.encoding import encode_on_engine
-from flows.outcome import run_step
-from flows.parameters import BackfillParameters
+from flows.encoding import run_on_engine
 from flows.summaries import publish_summary
+from marc_batch.parameters import BackfillParameters
 from marc_batch.pipeline.backfill import BackfillReport, backfill
 
 
-@flow(name="backfill", log_prints=False)
-def backfill_flow(parameters: BackfillParameters | None = None) -> BackfillReport:
-    """Diff the catalogue against the newest snapshot, encode the change, commit incrementally."""
-    parameters = parameters or BackfillParameters()
-
-    def step() -> BackfillReport:
-        return backfill(
-            parameters.load(),
-            items=parameters.items,
-            run_id=flow_run.get_id(),
-            encode=encode_on_engine,
-            channel=parameters.channel,
-        )
-
-    report = run_step(step)
-    if not isinstance(report, BackfillReport):
-        return report
+def summarise(report: BackfillReport) -> None:
     changes = {
         entity: f"+{c.added} ~{c.changed} -{c.removed} ={c.unchanged} (quarantined {c.quarantined})"
         for entity, c in report.changes.items()
@@ -45,4 +28,10 @@ def backfill_flow(parameters: BackfillParameters | None = None) -> BackfillRepor
         report.encode,
         report.indexes,
     )
-    return report
+
+
+@flow(name="backfill", log_prints=False)
+def backfill_flow(parameters: BackfillParameters | None = None) -> BackfillReport | State:
+    """Diff the catalogue against the newest snapshot, encode the change, commit incrementally."""
+    parameters = parameters or BackfillParameters()
+    return run_on_engine(backfill, parameters, summarise, items=parameters.items)

@@ -11,20 +11,27 @@ inside an ``encode-shards`` subflow whose task runner comes from
 a deployment setting, not code.
 """
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 from prefect import flow, get_client, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.runtime import flow_run
+from prefect.states import State
 
-from flows.outcome import worth_retrying
+from flows.outcome import run_step, worth_retrying
 from flows.runners import gpu_request, task_runner
 from marc_batch.config import Config
 from marc_batch.encode.stats import EncodeStats
+from marc_batch.parameters import BackfillParameters, RefreshParameters
 from marc_batch.pipeline.shards import ShardJob, encode_job
 
 GPU_LIMIT = "gpu"
+R = TypeVar("R")
 
 
 @task(
@@ -83,3 +90,25 @@ def encode_on_engine(config: Config, model_version: str, jobs: list[ShardJob]) -
     """The :data:`ShardRunner` the flows hand to the library's refresh and backfill."""
     engine = encode_shards.with_options(task_runner=task_runner(config.flows))
     return engine(config, model_version, jobs)
+
+
+def run_on_engine(
+    job: Callable[..., R],
+    parameters: RefreshParameters | BackfillParameters,
+    summarise: Callable[[R], None],
+    **options: object,
+) -> R | State:
+    """Run a snapshot-writing ``job`` (refresh, backfill) with its shards on the engine.
+
+    The run id is the flow run's, so quarantine files and the manifest name it.
+    """
+    return run_step(
+        lambda: job(
+            parameters.load(),
+            run_id=flow_run.get_id(),
+            encode=encode_on_engine,
+            channel=parameters.channel,
+            **options,
+        ),
+        summarise,
+    )

@@ -10,7 +10,9 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
+from prefect.states import State
 
+from flows.outcome import run_step
 from marc_batch.config import load_config
 from marc_batch.data.ingest import IngestReport, ingest
 
@@ -32,14 +34,8 @@ def report_markdown(report: IngestReport) -> str:
     return "\n".join(lines)
 
 
-@flow(name="ingest-catalogue", log_prints=False)
-def ingest_catalogue(config_path: Path | None = None) -> IngestReport:
-    """Validate items, users and interactions; quarantine bad rows; publish the report."""
-    logger = get_run_logger()
-    config = load_config(config_path)
-    run_id = flow_run.get_id() or None
-    _, report = ingest(config, run_id=run_id)
-    logger.info(
+def summarise(report: IngestReport) -> None:
+    get_run_logger().info(
         "ingested %d items, %d users, %d interactions; %d rows quarantined",
         report.items,
         report.users,
@@ -49,4 +45,11 @@ def ingest_catalogue(config_path: Path | None = None) -> IngestReport:
     create_markdown_artifact(
         key="ingest-report", markdown=report_markdown(report), description="Ingestion report"
     )
-    return report
+
+
+@flow(name="ingest-catalogue", log_prints=False)
+def ingest_catalogue(config_path: Path | None = None) -> IngestReport | State:
+    """Validate items, users and interactions; quarantine bad rows; publish the report."""
+    return run_step(
+        lambda: ingest(load_config(config_path), run_id=flow_run.get_id() or None)[1], summarise
+    )

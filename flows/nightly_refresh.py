@@ -7,33 +7,15 @@ so running it again (or retrying it from the UI) encodes only the rest.
 """
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect.states import State
 
-from flows.encoding import encode_on_engine
-from flows.outcome import run_step
-from flows.parameters import RefreshParameters
+from flows.encoding import run_on_engine
 from flows.summaries import publish_summary
+from marc_batch.parameters import RefreshParameters
 from marc_batch.pipeline.refresh import RefreshReport, refresh
 
 
-@flow(name="nightly-refresh", log_prints=False)
-def nightly_refresh(parameters: RefreshParameters | None = None) -> RefreshReport:
-    """Re-encode the catalogue, write a snapshot, prove its indexes, validate, promote."""
-    parameters = parameters or RefreshParameters()
-
-    def step() -> RefreshReport:
-        config = parameters.load()
-        return refresh(
-            config,
-            model_version=parameters.model_version,
-            run_id=flow_run.get_id(),
-            encode=encode_on_engine,
-            channel=parameters.channel,
-        )
-
-    report = run_step(step)
-    if not isinstance(report, RefreshReport):
-        return report
+def summarise(report: RefreshReport) -> None:
     get_run_logger().info(
         "published version %d (%s) to %r: %s",
         report.version,
@@ -53,4 +35,10 @@ def nightly_refresh(parameters: RefreshParameters | None = None) -> RefreshRepor
         report.encode,
         report.indexes,
     )
-    return report
+
+
+@flow(name="nightly-refresh", log_prints=False)
+def nightly_refresh(parameters: RefreshParameters | None = None) -> RefreshReport | State:
+    """Re-encode the catalogue, write a snapshot, prove its indexes, validate, promote."""
+    parameters = parameters or RefreshParameters()
+    return run_on_engine(refresh, parameters, summarise, model_version=parameters.model_version)

@@ -20,13 +20,20 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
-def run_step(step: Callable[[], T]) -> T | State:
-    """``step()``, or a Failed state carrying its user error's message."""
+def run_step(step: Callable[[], T], summarise: Callable[[T], None] | None = None) -> T | State:
+    """The skeleton of every flow: ``step()``, then ``summarise`` its result.
+
+    A user error becomes a Failed state carrying its one-line message (and no
+    summary); anything else is a bug and propagates as Prefect records it.
+    """
     try:
-        return step()
+        result = step()
     except MarcBatchError as exc:
         get_run_logger().error("error: %s", one_line(exc))
         return Failed(message=one_line(exc))
+    if summarise is not None:
+        summarise(result)
+    return result
 
 
 def worth_retrying(_task: object, _task_run: object, state: State) -> bool:

@@ -3,7 +3,7 @@
 The new version is always registered (it is content-addressed, so nothing
 is overwritten) but becomes ``current`` only if its validation AUC beats
 the current model's; the test split is never used to decide. With
-``compare_baselines`` the MARC.md protocol scores it against the baselines
+``compare_baselines`` the protocol of docs/marc.md scores it against the baselines
 and the report lands next to the registry.
 """
 
@@ -11,15 +11,16 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 from pydantic import BaseModel
 
 from flows.outcome import run_step
-from flows.parameters import TrainParameters
 from flows.summaries import publish_summary
 from marc_batch.config import Config
 from marc_batch.evaluate.report import EvaluationReport, write_report
 from marc_batch.evaluate.run import evaluate
 from marc_batch.model.registry import Registry
+from marc_batch.parameters import TrainParameters
 from marc_batch.train.register import TrainSummary, promote_if_better, train_and_register
 from marc_batch.train.trainer import progress_bar
 
@@ -45,35 +46,7 @@ def compare(config: Config, version: str, out: Path) -> EvaluationReport:
     return report
 
 
-@flow(name="train-model", log_prints=False)
-def train_model(parameters: TrainParameters | None = None) -> TrainOutcome:
-    """Train, optionally evaluate against the baselines, promote only on a better validation AUC."""
-    parameters = parameters or TrainParameters()
-
-    def step() -> TrainOutcome:
-        config = parameters.load()
-        if parameters.epochs is not None:
-            config.model.train.epochs = parameters.epochs
-        registry = Registry(Path(config.model.registry))
-        trained = train(config)
-        report_dir, test_auc = None, {}
-        if parameters.compare_baselines:
-            out = parameters.report_dir or registry.root / "reports" / trained.version
-            report = compare(config, trained.version, out)
-            report_dir = str(out)
-            test_auc = {name: method.auc_mean for name, method in report.methods.items()}
-        promoted, incumbent = promote_if_better(registry, trained.version)
-        return TrainOutcome(
-            trained=trained,
-            promoted=promoted,
-            incumbent_valid_auc=incumbent,
-            report_dir=report_dir,
-            test_auc=test_auc,
-        )
-
-    outcome = run_step(step)
-    if not isinstance(outcome, TrainOutcome):
-        return outcome
+def summarise(outcome: TrainOutcome) -> None:
     verdict = "now current" if outcome.promoted else "registered, not promoted"
     get_run_logger().info(
         "model %s (validation AUC %.4f) %s",
@@ -95,4 +68,33 @@ def train_model(parameters: TrainParameters | None = None) -> TrainOutcome:
         {},
         {},
     )
-    return outcome
+
+
+def train_and_judge(parameters: TrainParameters) -> TrainOutcome:
+    """Train and register, score against the baselines if asked, promote if better."""
+    config = parameters.load()
+    if parameters.epochs is not None:
+        config.model.train.epochs = parameters.epochs
+    registry = Registry(Path(config.model.registry))
+    trained = train(config)
+    report_dir, test_auc = None, {}
+    if parameters.compare_baselines:
+        out = parameters.report_dir or registry.root / "reports" / trained.version
+        report = compare(config, trained.version, out)
+        report_dir = str(out)
+        test_auc = {name: method.auc_mean for name, method in report.methods.items()}
+    promoted, incumbent = promote_if_better(registry, trained.version)
+    return TrainOutcome(
+        trained=trained,
+        promoted=promoted,
+        incumbent_valid_auc=incumbent,
+        report_dir=report_dir,
+        test_auc=test_auc,
+    )
+
+
+@flow(name="train-model", log_prints=False)
+def train_model(parameters: TrainParameters | None = None) -> TrainOutcome | State:
+    """Train, optionally evaluate against the baselines, promote only on a better validation AUC."""
+    parameters = parameters or TrainParameters()
+    return run_step(lambda: train_and_judge(parameters), summarise)

@@ -20,6 +20,7 @@ from marc_batch.cli.flows import run_flow
 from marc_batch.cli.options import ConfigOption, JsonOption
 from marc_batch.config import load_config
 from marc_batch.model.registry import Registry
+from marc_batch.parameters import RefreshParameters, TrainParameters
 from marc_batch.pipeline.refresh import RefreshReport
 from marc_batch.pipeline.search import SearchResult, search, titles
 from marc_batch.store import Store, open_snapshot
@@ -58,10 +59,6 @@ def demo_command(
     json_output: JsonOption = False,
 ) -> None:
     """Train a model if none is registered, run the nightly refresh, show what it published."""
-    from flows.nightly_refresh import nightly_refresh
-    from flows.parameters import RefreshParameters, TrainParameters
-    from flows.train_model import train_model
-
     settings = load_config(config)
     registry = Registry(Path(settings.model.registry))
     console = Console(stderr=json_output)
@@ -72,19 +69,18 @@ def demo_command(
             "once; later runs reuse it"
         )
         run_flow(
-            train_model, TrainParameters(config=config, epochs=epochs, compare_baselines=False)
+            "train-model", TrainParameters(config=config, epochs=epochs, compare_baselines=False)
         )
-    report = run_flow(nightly_refresh, RefreshParameters(config=config))
+    report = run_flow("nightly-refresh", RefreshParameters(config=config))
     snapshot = open_snapshot(Store(settings.store), str(report.version))
     ids = example or sorted(snapshot.table("item")["id"].to_pylist(), key=_natural)[:3]
     examples = [search(settings, str(report.version), k, item_id=i) for i in ids]
-    names = titles(settings)
     result = DemoReport(
         model_version=report.model_version,
         trained=trained,
         refresh=report,
         examples=examples,
-        example_titles=[names.get(i) for i in ids],
+        example_titles=titles(snapshot, ids),
         duckdb=duckdb_one_liner(config, report.version),
     )
     if json_output:

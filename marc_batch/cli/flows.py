@@ -3,11 +3,11 @@
 The commands run exactly the flows a deployment runs, so a local run shows
 up as a flow run with its task runs, logs (the progress, on stderr) and
 summary artifact. ``--json`` prints the run's report alone on stdout.
-Prefect is imported inside the commands, so the other commands start fast.
+Prefect is imported only when a flow runs, so the other commands start fast.
 """
 
 import os
-from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,13 +19,9 @@ from rich.table import Table
 from marc_batch.cli.options import ConfigOption, JsonOption
 from marc_batch.errors import MarcBatchError
 from marc_batch.index import IndexReport
+from marc_batch.parameters import BackfillParameters, RefreshParameters
 
-# Prefect reads its settings when it is first imported, so these come before any flow import.
-# Batch machines are often offline: without this the ephemeral server logs a failed
-# telemetry call as an error on every run.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# Prefect waits 20 s for its ephemeral server; a busy batch machine can need longer.
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+FLOWS = "marc_batch.flows"  # the entry-point group pyproject.toml declares the flows in
 
 ModelOption = Annotated[str, typer.Option("--model", help="Model version, or 'current'.")]
 ChannelOption = Annotated[
@@ -33,8 +29,29 @@ ChannelOption = Annotated[
 ]
 
 
-def run_flow(flow: Callable[..., Any], parameters: BaseModel) -> Any:
-    """Run ``flow`` to completion; a failed run becomes one ``error:`` line, a bug a traceback."""
+def _prefect_defaults() -> None:
+    """Settings for a local run, before Prefect is first imported (it reads them then).
+
+    Batch machines are often offline: without the first, the ephemeral server
+    logs a failed telemetry call as an error on every run. Prefect waits 20 s
+    for its ephemeral server; a busy batch machine can need longer. Explicit
+    settings in the environment win.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def run_flow(name: str, parameters: BaseModel) -> Any:
+    """Run the installed flow ``name`` to completion, as a deployment would.
+
+    A failed run becomes one ``error:`` line, a bug a traceback. The flow is
+    found by its entry point, so the library never imports the flows package.
+    """
+    _prefect_defaults()
+    found = entry_points(group=FLOWS, name=name)
+    if not found:
+        raise MarcBatchError(f"flow {name!r} is not installed; reinstall marc-batch (make install)")
+    flow = next(iter(found)).load()
     state = flow(parameters, return_state=True)
     if state.is_completed():
         return state.result()
@@ -68,11 +85,8 @@ def refresh_command(
     json_output: JsonOption = False,
 ) -> None:
     """Re-encode every item and user, write a snapshot, index it and move the channel."""
-    from flows.nightly_refresh import nightly_refresh
-    from flows.parameters import RefreshParameters
-
     parameters = RefreshParameters(config=config, model_version=model, channel=channel)
-    report = run_flow(nightly_refresh, parameters)
+    report = run_flow("nightly-refresh", parameters)
     if json_output:
         typer.echo(report.model_dump_json())
         return
@@ -101,12 +115,7 @@ def backfill_command(
     json_output: JsonOption = False,
 ) -> None:
     """Encode only new and changed rows and publish them as an incremental snapshot."""
-    from flows.backfill import backfill_flow
-    from flows.parameters import BackfillParameters
-
-    report = run_flow(
-        backfill_flow, BackfillParameters(config=config, items=items, channel=channel)
-    )
+    report = run_flow("backfill", BackfillParameters(config=config, items=items, channel=channel))
     if json_output:
         typer.echo(report.model_dump_json())
         return

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from marc_batch.cli.options import ConfigOption, JsonOption
 from marc_batch.config import load_config
-from marc_batch.pipeline.publish import publish, rollback, verified
+from marc_batch.pipeline.publish import promote_new, publish, rollback, verified
 from marc_batch.store import channels
 from marc_batch.store.compact import compact
 from marc_batch.store.diff import diff
@@ -216,10 +216,17 @@ def gc_command(
 
 @snapshots_app.command("compact")
 def compact_command(
-    config: ConfigOption = None, root: RootOption = None, json_output: JsonOption = False
+    channel: Annotated[
+        str, typer.Option(help="Channel to move to the compacted version, once verified.")
+    ] = "latest",
+    config: ConfigOption = None,
+    root: RootOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Rewrite the head's layers into fresh files as a new version (content unchanged)."""
-    manifest = compact(_store(config, root))
+    store = _store(config, root)
+    manifest = compact(store)
+    promote_new(store, manifest, channel)
     if json_output:
         _emit({"version": manifest.version, "files": len(manifest.files)})
     else:

@@ -8,26 +8,29 @@ leaves the evidence behind.
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
 
+from marc_batch.clock import utc_now
 from marc_batch.config import Config
 from marc_batch.config.sources import TableSource
 from marc_batch.data.movielens import read_movielens
 from marc_batch.data.quarantine import malformed_entries, write_quarantine
 from marc_batch.data.sources import RawTable, read_source
+from marc_batch.data.specs import INTERACTIONS, ITEMS, USERS, EntitySpec
 from marc_batch.data.split import SPLITS, split_interactions
 from marc_batch.data.texts import item_texts, user_texts
-from marc_batch.data.validate import INTERACTIONS, ITEMS, USERS, EntitySpec, Validated, validate
+from marc_batch.data.validate import Validated, validate
+from marc_batch.entities import ENTITIES, Entity
 from marc_batch.errors import ErrorBudgetExceeded, SourceError
 from marc_batch.store.backends import open_backend
 from marc_batch.store.paths import check_run_id
+from marc_batch.tracing import traced
 
-ENTITIES: tuple[EntitySpec, ...] = (ITEMS, USERS, INTERACTIONS)
+TABLES: tuple[EntitySpec, ...] = (ITEMS, USERS, INTERACTIONS)
 
 
 class TableReport(BaseModel):
@@ -58,9 +61,9 @@ class IngestReport(BaseModel):
     texts: dict[str, TextReport]
     quarantine_files: list[str]
 
-    def entity_tables(self) -> dict[str, TableReport]:
-        """Counts of the embedded entities, keyed ``item`` and ``user``."""
-        return {"item": self.tables["items"], "user": self.tables["users"]}
+    def entity_tables(self) -> dict[Entity, TableReport]:
+        """Counts of the embedded entities."""
+        return {entity: self.tables[entity.table] for entity in ENTITIES}
 
 
 @dataclass
@@ -73,9 +76,13 @@ class Catalogue:
     item_texts: pa.Table
     user_texts: pa.Table
 
+    def texts(self) -> dict[Entity, pa.Table]:
+        """The texts the encoder reads, per embedded entity."""
+        return {Entity.ITEM: self.item_texts, Entity.USER: self.user_texts}
+
 
 def new_run_id() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return utc_now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def read_raw(config: Config) -> dict[str, RawTable]:
@@ -83,24 +90,24 @@ def read_raw(config: Config) -> dict[str, RawTable]:
     sources = config.sources
     explicit = {
         spec.name: getattr(sources, spec.name)
-        for spec in ENTITIES
+        for spec in TABLES
         if getattr(sources, spec.name) is not None
     }
     tables = {name: read_source(source) for name, source in explicit.items()}
-    if len(tables) < len(ENTITIES):
+    if len(tables) < len(TABLES):
         dataset = read_movielens(sources.dataset)
         tables.update({name: raw for name, raw in dataset.items() if name not in tables})
     return tables
 
 
 def validate_all(
-    raw: dict[str, RawTable], config: Config, specs: tuple[EntitySpec, ...] = ENTITIES
+    raw: dict[str, RawTable], config: Config, specs: tuple[EntitySpec, ...] = TABLES
 ) -> dict[str, Validated]:
     """Validate items and users first: interactions must reference accepted ones."""
     results: dict[str, Validated] = {}
     for spec in specs:
         known = {
-            entity: results[entity].accepted.select(["id"])
+            entity: results[entity.table].accepted.select(["id"])
             for entity, _ in spec.references.values()
         }
         result = validate(raw[spec.name].table, spec, config.sources.max_text_bytes, known)
@@ -150,6 +157,7 @@ def table_report(result: Validated) -> TableReport:
     )
 
 
+@traced("ingest")
 def ingest(config: Config, run_id: str | None = None) -> tuple[Catalogue, IngestReport]:
     """Run ingestion end to end; raises ErrorBudgetExceeded after writing quarantine."""
     run_id = check_run_id(run_id or new_run_id())
@@ -188,6 +196,7 @@ def ingest(config: Config, run_id: str | None = None) -> tuple[Catalogue, Ingest
     return catalogue, report
 
 
+@traced("ingest")
 def ingest_items(
     config: Config, path: Path, run_id: str | None = None
 ) -> tuple[pa.Table, TableReport, list[str]]:

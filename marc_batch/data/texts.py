@@ -18,19 +18,28 @@ from marc_batch.data.templates import Template, text_hash
 from marc_batch.errors import TemplateError
 
 BEHAVIOUR_FIELDS = ("user_id", "item_id", "rating", "timestamp")
-TEXTS_SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("text_hash", pa.string())])
+# ``title`` is what people read beside a result (an item's title; null for users): it
+# travels with the rows into the snapshot, so search shows it without re-reading sources.
+TEXTS_SCHEMA = pa.schema(
+    [("id", pa.string()), ("text", pa.string()), ("text_hash", pa.string()), ("title", pa.string())]
+)
 
 
-def _with_hash(ids: pa.ChunkedArray, texts: pa.ChunkedArray, version: str) -> pa.Table:
+def _with_hash(
+    ids: pa.ChunkedArray, texts: pa.ChunkedArray, version: str, titles: pa.ChunkedArray | None
+) -> pa.Table:
+    if titles is None:
+        titles = pa.nulls(len(ids), pa.string())
     return pa.table(
-        {"id": ids, "text": texts, "text_hash": text_hash(texts, version)}, schema=TEXTS_SCHEMA
+        {"id": ids, "text": texts, "text_hash": text_hash(texts, version), "title": titles},
+        schema=TEXTS_SCHEMA,
     )
 
 
 def item_texts(items: pa.Table, templates: TemplatesConfig) -> pa.Table:
     """Render the item template for every accepted item."""
     template = Template(templates.item)
-    return _with_hash(items["id"], template.render(items), template.version)
+    return _with_hash(items["id"], template.render(items), template.version, items["title"])
 
 
 def user_version(templates: TemplatesConfig) -> str:
@@ -114,5 +123,5 @@ def user_texts(
     ).to_arrow_table()
     con.close()
     return _with_hash(
-        joined["id"], Template(templates.user).render(joined), user_version(templates)
+        joined["id"], Template(templates.user).render(joined), user_version(templates), None
     )

@@ -6,7 +6,7 @@ half precision (not autocast over float32 weights); on CPU they stay float32.
 
 import torch
 
-from marc_batch.model.heads import Entity
+from marc_batch.entities import Entity
 from marc_batch.model.marc import MarcEncoder
 
 

@@ -40,15 +40,6 @@ class Batch:
     tokens: int
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' means CUDA when present; asking for CUDA without one is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise EncodeError("encode.device is 'cuda' but no CUDA device is available")
-    return torch.device(name)
-
-
 def pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token id lists into (ids, mask) tensors."""
     width = max(len(row) for row in rows)

@@ -1,4 +1,4 @@
-"""The evaluation protocol of MARC.md: five methods, three seeds, and the layer probe.
+"""The evaluation protocol of docs/marc.md: five methods, three seeds, and the layer probe.
 
 Every method ends as two frozen matrices (users x k, items x k) scored by
 the same downstream CTR model. PCA is fitted per entity on the states of
@@ -14,8 +14,8 @@ from rich.progress import Progress
 from sklearn.decomposition import PCA
 
 from marc_batch.config import EvaluateConfig
+from marc_batch.entities import Entity
 from marc_batch.evaluate.ctr import score_embeddings
-from marc_batch.model.heads import Entity
 from marc_batch.model.marc import MarcEncoder
 from marc_batch.train.cache import TextCache, all_layer_states
 from marc_batch.train.pairs import Pairs

@@ -2,7 +2,7 @@
 
 The baselines that need training (``proj-final``, ``marc-no-info``) are
 trained here with the registered model's own config through the same
-recipe, so they differ from MARC only where MARC.md says. The tuned
+recipe, so they differ from MARC only where docs/marc.md says. The tuned
 backbones adapt only the transformer layers from ``first_adapted`` up, so the
 hidden states up to index ``first_adapted`` (the input of the first adapted
 layer) are the frozen backbone's, so the probe reuses the frozen scores

@@ -30,9 +30,6 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 from marc_batch.config import LoraConfig
 from marc_batch.errors import ConfigError
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
 BUNDLED = "minilm"
 
 
@@ -101,7 +98,11 @@ def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     ``AutoTokenizer`` prefers the class registered for the model type over the
     declared one, which breaks a directory that pairs, e.g., a Qwen2 model with
     a WordPiece vocabulary; the directory's own declaration is the better guide.
+    Tokenisers run on a background thread and in forked workers; their own thread
+    pool would only fight those (and warn at every fork), so it stays off unless
+    the environment says otherwise.
     """
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config_path = path / "tokenizer_config.json"
     declared = None
     if config_path.is_file():

@@ -5,8 +5,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-Entity = Literal["user", "item"]
-ENTITIES: tuple[Entity, ...] = ("user", "item")
+from marc_batch.entities import Entity
+
+# The order the heads are created in, and so the order they draw their initial weights.
+HEAD_ORDER = (Entity.USER, Entity.ITEM)
 
 
 class Standardise(nn.Module):
@@ -60,7 +62,7 @@ class CompressionHeads(nn.Module):
         super().__init__()
         self.k = k
         self.shared = shared
-        names = ("shared",) if shared else ENTITIES
+        names = ("shared",) if shared else HEAD_ORDER
         self.nets = nn.ModuleDict(
             {name: compression_net(dim_in, k, kind, hidden, dropout) for name in names}
         )

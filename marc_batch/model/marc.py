@@ -16,8 +16,9 @@ from torch import nn
 
 from marc_batch.config import ModelConfig
 from marc_batch.encode.batching import batches_of
+from marc_batch.entities import Entity
 from marc_batch.model.backbone import Backbone
-from marc_batch.model.heads import ENTITIES, CompressionHeads, Entity
+from marc_batch.model.heads import HEAD_ORDER, CompressionHeads
 from marc_batch.model.information import build_estimator, normalized_hsic
 from marc_batch.model.matching import DCNMatching, DotMatching
 
@@ -100,7 +101,7 @@ class MarcObjective(nn.Module):
         self.estimators = nn.ModuleDict(
             {
                 entity: build_estimator(config.estimator, dim_h, config.k, config.info_temperature)
-                for entity in ENTITIES
+                for entity in HEAD_ORDER
             }
         )
 

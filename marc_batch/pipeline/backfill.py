@@ -17,33 +17,34 @@ every live vector. Indexes of untouched entities are carried over as they are.
 
 from pathlib import Path
 
-import faiss
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from marc_batch.config import Config
 from marc_batch.data.ingest import TableReport, ingest, ingest_items, new_run_id
+from marc_batch.entities import Entity
 from marc_batch.errors import StoreError
 from marc_batch.index import IndexReport
-from marc_batch.index.build import factory_for
-from marc_batch.index.update import ParentIndex
 from marc_batch.pipeline.checkpoints import Checkpoints
-from marc_batch.pipeline.indexes import publish_index
-from marc_batch.pipeline.publish import promote_new
-from marc_batch.pipeline.refresh import check_conservation, model_transaction, quarantine_counts
+from marc_batch.pipeline.indexes import StagedIndex, restage_index
 from marc_batch.pipeline.shards import (
     ShardRunner,
     collect_shards,
     encode_serially,
     run_jobs,
-    stage_shards,
+    stage_all,
+)
+from marc_batch.pipeline.steps import (
+    aborting,
+    check_conservation,
+    model_transaction,
+    publish_run,
+    quarantine_counts,
 )
 from marc_batch.store import IndexFile, Manifest, Store, Transaction
 from marc_batch.store.channels import read_channel
 from marc_batch.store.incremental import ChangePlan, plan_change
-from marc_batch.store.reader import embedding_matrix, merged_table, read_index_file
 
 
 class EntityChange(BaseModel):
@@ -65,11 +66,11 @@ class BackfillReport(BaseModel):
     parent_version: int
     channel: str
     model_version: str
-    rows: dict[str, int]
-    changes: dict[str, EntityChange]
+    rows: dict[Entity, int]
+    changes: dict[Entity, EntityChange]
     quarantined: int
-    encode: dict[str, dict[str, float]]
-    indexes: dict[str, IndexReport]
+    encode: dict[Entity, dict[str, float]]
+    indexes: dict[Entity, IndexReport]
 
 
 def _parent(store: Store, channel: str) -> Manifest:
@@ -88,35 +89,13 @@ def _parent(store: Store, channel: str) -> Manifest:
 
 def _catalogue(
     config: Config, items: Path | None, run_id: str
-) -> tuple[dict[str, pa.Table], dict[str, TableReport]]:
+) -> tuple[dict[Entity, pa.Table], dict[Entity, TableReport]]:
     """Texts and ingestion counts per entity: the full catalogue, or just an items file."""
     if items is not None:
         texts, report, _ = ingest_items(config, items, run_id)
-        return {"item": texts}, {"item": report}
+        return {Entity.ITEM: texts}, {Entity.ITEM: report}
     catalogue, ingested = ingest(config, run_id=run_id)
-    texts = {"item": catalogue.item_texts, "user": catalogue.user_texts}
-    return texts, ingested.entity_tables()
-
-
-def _live_vectors(
-    store: Store, parent: Manifest, entity: str, touched: pa.Array, ids: pa.Array, new: np.ndarray
-) -> tuple[pa.ChunkedArray, pa.ChunkedArray, np.ndarray]:
-    """The parent's ids, then every live id and vector after the change (untouched rows first)."""
-    table = merged_table(store, parent, entity, ("id", "embedding"))
-    kept = table.filter(pc.invert(pc.is_in(table["id"], value_set=touched)))
-    all_ids = pa.chunked_array([*kept["id"].chunks, *pa.chunked_array([ids]).chunks], pa.string())
-    vectors = np.vstack([embedding_matrix(kept, parent.k).astype(np.float32), new])
-    return table["id"], all_ids, vectors
-
-
-def _parent_index(
-    store: Store, parent: Manifest, entry: IndexFile | None, factory: str
-) -> faiss.Index | None:
-    """The parent's index if it has the factory the new one needs, so it can change in place."""
-    if entry is None or entry.index_type != factory:
-        return None
-    data = read_index_file(store, parent, entry)
-    return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    return catalogue.texts(), ingested.entity_tables()
 
 
 def backfill(
@@ -139,16 +118,14 @@ def backfill(
     texts, tables = _catalogue(config, items, run_id)
     txn = model_transaction(config, parent.model.version, run_id, mode="incremental")
     version = txn.model.version
-    txn.quarantine = quarantine_counts({f"{e}s": table for e, table in tables.items()})
-    plans: dict[str, ChangePlan] = {
+    plans: dict[Entity, ChangePlan] = {
         entity: plan_change(store, parent, entity, table, complete=items is None)
         for entity, table in texts.items()
     }
     checkpoints = Checkpoints(store.backend)
-    jobs = {
-        entity: stage_shards(checkpoints, version, entity, plan.encode, config.store.shards)
-        for entity, plan in plans.items()
-    }
+    jobs = stage_all(
+        checkpoints, version, {e: plan.encode for e, plan in plans.items()}, config.store.shards
+    )
     changes = {
         entity: EntityChange(
             rows_in=tables[entity].rows_in,
@@ -160,43 +137,63 @@ def backfill(
         )
         for entity, plan in plans.items()
     }
+    report = BackfillReport(
+        run_id=run_id,
+        committed=False,
+        version=parent.version,
+        snapshot_id=parent.snapshot_id,
+        parent_version=parent.version,
+        channel=channel,
+        model_version=version,
+        rows=parent.rows,
+        changes=changes,
+        quarantined=sum(table.quarantined for table in tables.values()),
+        encode={},
+        indexes={},
+    )
     if not any(plan.encode.num_rows or len(plan.removed) for plan in plans.values()):
         txn.abort()
-        return _report(run_id, False, parent, parent, channel, changes, tables, {}, {})
-    encoded, indexes, embedded = {}, {}, {}
-    try:
-        new_rows = {}
+        return report
+    with aborting(txn):
+        new_rows, embedded = {}, {}
         totals = run_jobs(encode, config, version, jobs)
         for entity, plan in plans.items():
-            stats = totals[entity]
             new_rows[entity] = collect_shards(txn, checkpoints, jobs[entity])
             if len(plan.removed):
                 txn.delete(entity, plan.removed)
             embedded[entity] = len(new_rows[entity][0]) + plan.unchanged
-            encoded[entity] = stats.summary()
-        txn.conservation = check_conservation(tables, embedded)
-        indexes = _update_indexes(config, store, parent, txn, plans, new_rows)
-        manifest = txn.commit([])
-    except BaseException:
-        txn.abort()
-        raise
-    promote_new(txn.store, manifest, channel)
-    checkpoints.clear([job.key for entity_jobs in jobs.values() for job in entity_jobs])
-    return _report(run_id, True, manifest, parent, channel, changes, tables, encoded, indexes)
+        conservation = check_conservation(tables, embedded)
+        indexes, kept = _update_indexes(config, parent, txn, plans, new_rows)
+        manifest = txn.commit(
+            indexes=[*kept, *(staged.file for staged in indexes.values())],
+            quality=_quality(parent, indexes, kept),
+            quarantine=quarantine_counts({e.table: table for e, table in tables.items()}),
+            conservation=conservation,
+        )
+    publish_run(store, manifest, channel, checkpoints, jobs)
+    return report.model_copy(
+        update={
+            "committed": True,
+            "version": manifest.version,
+            "snapshot_id": manifest.snapshot_id,
+            "rows": manifest.rows,
+            "encode": {entity: stats.summary() for entity, stats in totals.items()},
+            "indexes": {entity: staged.report for entity, staged in indexes.items()},
+        }
+    )
 
 
 def _update_indexes(
     config: Config,
-    store: Store,
     parent: Manifest,
     txn: Transaction,
-    plans: dict[str, ChangePlan],
-    new_rows: dict[str, tuple[pa.ChunkedArray, np.ndarray]],
-) -> dict[str, IndexReport]:
-    """Update the indexes of changed entities; carry the others over with their figures."""
-    wanted = {"item", "user"} if config.index.users else {"item"}
-    existing = {entry.entity: entry for entry in parent.indexes}
-    reports = {}
+    plans: dict[Entity, ChangePlan],
+    new_rows: dict[Entity, tuple[pa.ChunkedArray, np.ndarray]],
+) -> tuple[dict[Entity, StagedIndex], list[IndexFile]]:
+    """Restage the indexes of changed entities; the parent's others are kept as they are."""
+    wanted = {Entity.ITEM, Entity.USER} if config.index.users else {Entity.ITEM}
+    existing = {Entity(entry.entity): entry for entry in parent.indexes}
+    staged, kept = {}, []
     for entity in sorted(wanted | set(existing)):
         plan = plans.get(entity)
         touched = (
@@ -205,47 +202,26 @@ def _update_indexes(
             else pa.array([], pa.string())
         )
         if entity in existing and not len(touched):
-            txn.keep_index(existing[entity])
-            txn.quality.update(
-                {k: v for k, v in parent.quality.items() if k.startswith(f"{entity}.")}
-            )
+            kept.append(existing[entity])
             continue
-        new_ids, new_vectors = new_rows.get(entity, (pa.chunked_array([], pa.string()), None))
-        if new_vectors is None:
-            new_vectors = np.empty((0, parent.k), np.float32)
-        parent_ids, ids, vectors = _live_vectors(
-            store, parent, entity, touched, new_ids.combine_chunks(), new_vectors
+        ids, vectors = new_rows.get(entity, (pa.chunked_array([], pa.string()), None))
+        if vectors is None:
+            vectors = np.empty((0, parent.k), np.float32)
+        staged[entity] = restage_index(
+            txn, parent, entity, touched, (ids.combine_chunks(), vectors), config.index
         )
-        index = _parent_index(
-            store, parent, existing.get(entity), factory_for(len(ids), config.index)
-        )
-        in_place = ParentIndex(index, parent_ids, touched) if index is not None else None
-        reports[entity] = publish_index(txn, entity, ids, vectors, config.index, in_place)
-    return reports
+    return staged, kept
 
 
-def _report(
-    run_id: str,
-    committed: bool,
-    manifest: Manifest,
-    parent: Manifest,
-    channel: str,
-    changes: dict[str, EntityChange],
-    tables: dict[str, TableReport],
-    encoded: dict[str, dict[str, float]],
-    indexes: dict[str, IndexReport],
-) -> BackfillReport:
-    return BackfillReport(
-        run_id=run_id,
-        committed=committed,
-        version=manifest.version,
-        snapshot_id=manifest.snapshot_id,
-        parent_version=parent.version,
-        channel=channel,
-        model_version=manifest.model.version,
-        rows=manifest.rows,
-        changes=changes,
-        quarantined=sum(table.quarantined for table in tables.values()),
-        encode=encoded,
-        indexes=indexes,
-    )
+def _quality(
+    parent: Manifest, staged: dict[Entity, StagedIndex], kept: list[IndexFile]
+) -> dict[str, float]:
+    """The proofs of the new indexes, and the parent's figures of the indexes kept."""
+    quality = {}
+    for entry in kept:
+        quality.update(
+            {k: v for k, v in parent.quality.items() if k.startswith(f"{entry.entity}.")}
+        )
+    for index in staged.values():
+        quality.update(index.quality)
+    return quality

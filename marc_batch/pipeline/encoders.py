@@ -12,11 +12,13 @@ from pathlib import Path
 import torch
 
 from marc_batch.config import Config
+from marc_batch.device import resolve_device
 from marc_batch.encode.marc import EntityEmbedder, prepare
-from marc_batch.encode.runtime import EncoderRuntime, resolve_device
-from marc_batch.model.heads import Entity
+from marc_batch.encode.runtime import EncoderRuntime
+from marc_batch.entities import Entity
 from marc_batch.model.marc import MarcEncoder
 from marc_batch.model.registry import Registry
+from marc_batch.tracing import traced
 
 _lock = threading.Lock()
 _loaded: dict[tuple[str, str, str], MarcEncoder] = {}
@@ -36,6 +38,7 @@ def loaded_encoder(config: Config, version: str) -> tuple[MarcEncoder, torch.dev
         return _loaded[key], device
 
 
+@traced("load_encoder")
 def entity_runtime(config: Config, version: str, entity: Entity) -> EncoderRuntime:
     """A runtime that embeds ``entity`` texts with ``version``, cut to its trained length."""
     encoder, device = loaded_encoder(config, version)

@@ -13,29 +13,22 @@ embedded + rows quarantined. The channel moves only after the committed
 snapshot has been re-read and verified against its manifest.
 """
 
-from pathlib import Path
-
 from pydantic import BaseModel
 
 from marc_batch.config import Config
-from marc_batch.data.ingest import TableReport, ingest
-from marc_batch.errors import ConservationError
+from marc_batch.data.ingest import ingest
+from marc_batch.entities import Entity
 from marc_batch.index import IndexReport
-from marc_batch.model.artifact import MANIFEST, file_sha256
-from marc_batch.model.registry import Registry
+from marc_batch.pipeline import steps
 from marc_batch.pipeline.checkpoints import Checkpoints
-from marc_batch.pipeline.indexes import publish_index
-from marc_batch.pipeline.publish import promote_new
+from marc_batch.pipeline.indexes import StagedIndex, stage_index
 from marc_batch.pipeline.shards import (
     ShardRunner,
     collect_shards,
     encode_serially,
     run_jobs,
-    stage_shards,
+    stage_all,
 )
-from marc_batch.store import Conservation, Store, Transaction
-
-ENTITY_TEXTS = {"item": "item_texts", "user": "user_texts"}
 
 
 class RefreshReport(BaseModel):
@@ -46,55 +39,10 @@ class RefreshReport(BaseModel):
     snapshot_id: str
     channel: str
     model_version: str
-    rows: dict[str, int]
+    rows: dict[Entity, int]
     quarantined: int
-    encode: dict[str, dict[str, float]]
-    indexes: dict[str, IndexReport]
-
-
-def check_conservation(
-    tables: dict[str, TableReport], embedded: dict[str, int]
-) -> dict[str, Conservation]:
-    """Rows in = rows embedded + rows quarantined, per entity, or nothing is published.
-
-    Returns the figures, which the manifest records.
-    """
-    figures = {}
-    for entity, counts in tables.items():
-        if counts.rows_in != embedded[entity] + counts.quarantined:
-            raise ConservationError(
-                f"{entity}s: {counts.rows_in} rows in but {embedded[entity]} embedded and "
-                f"{counts.quarantined} quarantined; refusing to publish"
-            )
-        figures[entity] = Conservation(
-            rows_in=counts.rows_in, embedded=embedded[entity], quarantined=counts.quarantined
-        )
-    return figures
-
-
-def quarantine_counts(tables: dict[str, TableReport]) -> dict[str, int]:
-    """``table.REASON`` -> rows, as the manifest records them."""
-    return {
-        f"{table}.{reason}": count
-        for table, entry in tables.items()
-        for reason, count in entry.reasons.items()
-    }
-
-
-def model_transaction(config: Config, model_version: str, run_id: str, **options) -> Transaction:
-    """A transaction for embeddings made by a registered model version (pinned by its hash)."""
-    registry = Registry(Path(config.model.registry))
-    version = registry.resolve(model_version)
-    artifact = registry.config(version)
-    return Transaction(
-        Store(config.store),
-        model_version=version,
-        model_sha256=file_sha256(registry.path(version) / MANIFEST),
-        k=artifact.model.k,
-        normalization="l2",
-        run_id=run_id,
-        **options,
-    )
+    encode: dict[Entity, dict[str, float]]
+    indexes: dict[Entity, IndexReport]
 
 
 def refresh(
@@ -107,46 +55,33 @@ def refresh(
     """Re-encode everything with ``model_version`` and publish a full snapshot."""
     channel = channel or config.flows.channel
     catalogue, ingested = ingest(config, run_id=run_id)
-    txn = model_transaction(config, model_version, ingested.run_id)
+    txn = steps.model_transaction(config, model_version, ingested.run_id)
     version = txn.model.version
-    txn.quarantine = quarantine_counts(ingested.tables)
     checkpoints = Checkpoints(txn.store.backend)
-    jobs = {
-        entity: stage_shards(
-            checkpoints,
-            version,
-            entity,
-            getattr(catalogue, attribute),
-            config.store.shards,
-        )
-        for entity, attribute in ENTITY_TEXTS.items()
-    }
+    jobs = stage_all(checkpoints, version, catalogue.texts(), config.store.shards)
     # Every text is staged now; holding the catalogue through encoding and indexing
     # would only add its size to the run's peak memory.
     del catalogue
-    encoded, indexes, rows = {}, {}, {}
-    try:
+    rows: dict[Entity, int] = {}
+    indexes: dict[Entity, StagedIndex] = {}
+    quality: dict[str, float] = {}
+    with steps.aborting(txn):
         totals = run_jobs(encode, config, version, jobs)
         for entity, entity_jobs in jobs.items():
-            stats = totals[entity]
             ids, vectors = collect_shards(txn, checkpoints, entity_jobs)
             rows[entity] = len(ids)
-            encoded[entity] = stats.summary()
-            txn.quality.update(
-                {
-                    f"{entity}.texts_per_second": stats.texts_per_second,
-                    f"{entity}.padding_ratio": stats.padding_ratio,
-                }
-            )
-            if entity == "item" or config.index.users:
-                indexes[entity] = publish_index(txn, entity, ids, vectors, config.index)
-        txn.conservation = check_conservation(ingested.entity_tables(), rows)
-        manifest = txn.commit([])
-    except BaseException:
-        txn.abort()
-        raise
-    promote_new(txn.store, manifest, channel)
-    checkpoints.clear([job.key for entity_jobs in jobs.values() for job in entity_jobs])
+            quality[f"{entity}.texts_per_second"] = totals[entity].texts_per_second
+            quality[f"{entity}.padding_ratio"] = totals[entity].padding_ratio
+            if entity is Entity.ITEM or config.index.users:
+                indexes[entity] = stage_index(txn, entity, ids, vectors, config.index)
+                quality.update(indexes[entity].quality)
+        manifest = txn.commit(
+            indexes=[staged.file for staged in indexes.values()],
+            quality=quality,
+            quarantine=steps.quarantine_counts(ingested.tables),
+            conservation=steps.check_conservation(ingested.entity_tables(), rows),
+        )
+    steps.publish_run(txn.store, manifest, channel, checkpoints, jobs)
     return RefreshReport(
         run_id=ingested.run_id,
         version=manifest.version,
@@ -155,6 +90,6 @@ def refresh(
         model_version=version,
         rows=rows,
         quarantined=ingested.quarantined,
-        encode=encoded,
-        indexes=indexes,
+        encode={entity: stats.summary() for entity, stats in totals.items()},
+        indexes={entity: staged.report for entity, staged in indexes.items()},
     )

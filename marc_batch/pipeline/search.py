@@ -6,14 +6,13 @@ a text encoded by the very model version that produced the snapshot, so
 query and catalogue live in the same space.
 """
 
-import faiss
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from marc_batch.config import Config
-from marc_batch.data.ingest import read_raw
-from marc_batch.data.validate import ITEMS, validate
+from marc_batch.entities import Entity
 from marc_batch.errors import MarcBatchError
 from marc_batch.index import IdMap
 from marc_batch.index.build import normalised
@@ -46,10 +45,12 @@ def _query_vector(
     return normalised(runtime.encode([text or ""])[0])
 
 
-def titles(config: Config) -> dict[str, str]:
-    """Item titles from the configured catalogue, for humans reading the neighbours."""
-    items = validate(read_raw(config)["items"].table, ITEMS, config.sources.max_text_bytes).accepted
-    return dict(zip(items["id"].to_pylist(), items["title"].to_pylist(), strict=True))
+def titles(snapshot: Snapshot, ids: list[str]) -> list[str | None]:
+    """The titles the snapshot stored with ``ids`` (None where it has none), for people."""
+    table = snapshot.table(Entity.ITEM)
+    positions = pc.index_in(pa.array(ids, pa.string()), value_set=table["id"]).to_pylist()
+    stored = table["title"]
+    return [None if p is None else stored[p].as_py() for p in positions]
 
 
 def search(
@@ -59,17 +60,21 @@ def search(
     if (item_id is None) == (text is None):
         raise MarcBatchError("give exactly one of an item id or a text")
     snapshot = open_snapshot(Store(config.store), ref)
-    index = faiss.deserialize_index(np.frombuffer(snapshot.index_bytes("item"), dtype=np.uint8))
+    index = snapshot.index(Entity.ITEM)
     query = _query_vector(config, snapshot, item_id, text)
     scores, labels = index.search(query, k + (item_id is not None))
     ids, _ = snapshot.matrix("item")
     id_map = IdMap.for_ids(pa.array(ids.tolist(), pa.string()))
-    names = titles(config)
-    neighbours = [
-        Neighbour(id=found, score=float(score), title=names.get(found))
-        for found, score in zip(id_map.to_catalogue(labels[0]), scores[0], strict=True)
-        if found is not None and found != item_id
+    found = [
+        (hit, float(score))
+        for hit, score in zip(id_map.to_catalogue(labels[0]), scores[0], strict=True)
+        if hit is not None and hit != item_id
     ][:k]
+    names = titles(snapshot, [identifier for identifier, _ in found])
+    neighbours = [
+        Neighbour(id=identifier, score=score, title=name)
+        for (identifier, score), name in zip(found, names, strict=True)
+    ]
     return SearchResult(
         version=snapshot.version,
         snapshot_id=snapshot.manifest.snapshot_id,

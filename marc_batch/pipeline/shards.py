@@ -9,17 +9,18 @@ driver assembles shards in shard order whatever order they finished in.
 """
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
 
+from marc_batch.clock import utc_now
 from marc_batch.config import Config
 from marc_batch.encode.runtime import EncoderRuntime
 from marc_batch.encode.shards import shard_of
 from marc_batch.encode.stats import EncodeStats
+from marc_batch.entities import Entity
 from marc_batch.errors import StoreError
 from marc_batch.index.build import normalised
 from marc_batch.pipeline.checkpoints import Checkpoints, shard_key
@@ -27,10 +28,11 @@ from marc_batch.pipeline.encoders import entity_runtime
 from marc_batch.store import Transaction
 from marc_batch.store.backends import open_backend
 from marc_batch.store.reader import embedding_matrix
+from marc_batch.tracing import traced
 
 
 class ShardJob(BaseModel):
-    entity: str
+    entity: Entity
     shard: int
     key: str
     rows: int
@@ -41,12 +43,9 @@ ShardRunner = Callable[[Config, str, list[ShardJob]], list[EncodeStats]]
 """Runs shard jobs somewhere (``encode_serially`` here, Prefect tasks in the flows)."""
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
+@traced("stage_shards")
 def stage_shards(
-    checkpoints: Checkpoints, model_version: str, entity: str, texts: pa.Table, shards: int
+    checkpoints: Checkpoints, model_version: str, entity: Entity, texts: pa.Table, shards: int
 ) -> list[ShardJob]:
     """One job per non-empty shard; a shard whose rows are already saved is marked done."""
     assignment = pa.array(shard_of(texts["id"], shards))
@@ -63,6 +62,7 @@ def stage_shards(
     return jobs
 
 
+@traced("encode_rows")
 def encode_rows(runtime: EncoderRuntime, part: pa.Table) -> tuple[pa.Table, EncodeStats]:
     """The rows of one shard: ids, unit-length embeddings, text hashes, when they were made."""
     z, stats = runtime.encode(part["text"].to_pylist())
@@ -73,6 +73,9 @@ def encode_rows(runtime: EncoderRuntime, part: pa.Table) -> tuple[pa.Table, Enco
             "embedding": pa.FixedSizeListArray.from_arrays(pa.array(z.reshape(-1)), z.shape[1]),
             "text_hash": part["text_hash"],
             "updated_at": pa.repeat(pa.scalar(utc_now(), pa.timestamp("us", tz="UTC")), len(z)),
+            "title": part["title"]
+            if "title" in part.column_names
+            else pa.nulls(len(z), pa.string()),
         }
     )
     return rows, stats
@@ -93,9 +96,20 @@ def encode_serially(config: Config, model_version: str, jobs: list[ShardJob]) ->
     return [encode_job(config, model_version, job) for job in jobs]
 
 
+def stage_all(
+    checkpoints: Checkpoints, model_version: str, texts: dict[Entity, pa.Table], shards: int
+) -> dict[Entity, list[ShardJob]]:
+    """Every entity's shards staged; the scheduler then sees only the small jobs."""
+    return {
+        entity: stage_shards(checkpoints, model_version, entity, table, shards)
+        for entity, table in texts.items()
+    }
+
+
+@traced("run_jobs")
 def run_jobs(
-    encode: ShardRunner, config: Config, model_version: str, jobs: dict[str, list[ShardJob]]
-) -> dict[str, EncodeStats]:
+    encode: ShardRunner, config: Config, model_version: str, jobs: dict[Entity, list[ShardJob]]
+) -> dict[Entity, EncodeStats]:
     """Run every entity's jobs in one go (one cluster session), and total the stats per entity."""
     flat = [job for entity_jobs in jobs.values() for job in entity_jobs if not job.done]
     stats = {entity: EncodeStats() for entity in jobs}
@@ -104,6 +118,7 @@ def run_jobs(
     return stats
 
 
+@traced("collect_shards")
 def collect_shards(
     txn: Transaction, checkpoints: Checkpoints, jobs: list[ShardJob]
 ) -> tuple[pa.ChunkedArray, np.ndarray]:
@@ -124,7 +139,16 @@ def collect_shards(
             raise StoreError(f"shard {job.shard} of {job.entity} saved more rows than it was given")
         z = embedding_matrix(rows, txn.k)
         stamps = rows["updated_at"].to_numpy().astype("datetime64[us]")
-        txn.write(job.entity, rows["id"], z, rows["text_hash"], updated_at=stamps, shard=job.shard)
+        titles = rows["title"] if "title" in rows.column_names else None
+        txn.write(
+            job.entity,
+            rows["id"],
+            z,
+            rows["text_hash"],
+            updated_at=stamps,
+            shard=job.shard,
+            titles=titles,
+        )
         ids.append(rows["id"])
         matrix[filled : filled + rows.num_rows] = z
         filled += rows.num_rows

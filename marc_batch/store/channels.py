@@ -14,10 +14,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from marc_batch.clock import utc_now
 from marc_batch.errors import ChannelConflict, ManifestError, SnapshotNotFound
 from marc_batch.store.backends import Backend, PreconditionFailed
 from marc_batch.store.failpoints import failpoint
-from marc_batch.store.manifest import Manifest, utc_now
+from marc_batch.store.manifest import Manifest
 from marc_batch.store.paths import CHANNELS, STAGING_MARK, channel_path
 
 HISTORY_LENGTH = 50
@@ -93,9 +94,10 @@ def advance(backend: Backend, name: str, target: Manifest) -> bool:
             return False
         try:
             _swap(backend, name, _pointer(name, target, _pushed(current)), tag)
-            return True
         except ChannelConflict:
             continue
+        failpoint("channel.swapped")
+        return True
 
 
 def move(backend: Backend, name: str, target: Manifest, expected: int | None = None) -> None:

@@ -8,35 +8,32 @@ the ids changed by the versions committed meanwhile (and whose model and k
 match) is re-applied on top of the new head and retried. Otherwise (an
 overlap, an overwrite committed meanwhile, a different model) the publisher
 gets :class:`SnapshotConflict` and nothing it wrote is visible.
-Channels are moved only after the manifest is committed, so a channel never
-points at a version that does not exist.
+A transaction never moves a channel: that is publishing, which verifies the
+committed version first (:mod:`marc_batch.pipeline.publish`).
 """
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import BinaryIO, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from marc_batch.clock import utc_now
+from marc_batch.entities import Entity
 from marc_batch.errors import ConservationError, SnapshotConflict, StoreError
-from marc_batch.store import channels
 from marc_batch.store.backends import PreconditionFailed
+from marc_batch.store.change import Change
 from marc_batch.store.failpoints import failpoint
 from marc_batch.store.manifest import (
     Conservation,
-    DataFile,
     Dtype,
     IndexFile,
     Manifest,
     ModelArtifact,
     new_snapshot_id,
-    utc_now,
 )
-from marc_batch.store.paths import ENTITIES, check_entity, manifest_path, new_index_path
-from marc_batch.store.reader import merged_table, read_data_file
+from marc_batch.store.paths import check_entity, manifest_path, new_index_path
 from marc_batch.store.store import Store
 from marc_batch.store.writer import (
     DELETES_SCHEMA,
@@ -45,22 +42,10 @@ from marc_batch.store.writer import (
     build_rows,
     row_schema,
 )
+from marc_batch.tracing import traced
 
 Mode = Literal["overwrite", "incremental", "compaction"]
 MAX_REBASES = 1000
-
-
-@dataclass
-class Change:
-    """What one transaction adds: its files and the ids it wrote or deleted, per entity."""
-
-    files: list[DataFile] = field(default_factory=list)
-    written: dict[str, pa.Array] = field(default_factory=dict)
-    deleted: dict[str, pa.Array] = field(default_factory=dict)
-
-    def touched(self, entity: str) -> pa.Array:
-        parts = [a for a in (self.written.get(entity), self.deleted.get(entity)) if a is not None]
-        return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
 
 
 class Transaction:
@@ -97,10 +82,7 @@ class Transaction:
         self.writers: dict[tuple[str, str, int], PartitionWriter] = {}
         self.written: dict[str, list[pa.Array]] = {}
         self.deleted: dict[str, list[pa.Array]] = {}
-        self.indexes: list[IndexFile] = []
-        self.quarantine: dict[str, int] = {}
-        self.quality: dict[str, float] = {}
-        self.conservation: dict[str, Conservation] = {}
+        self._indexes: list[IndexFile] = []
         if mode == "incremental":
             self._check_compatible(self.base)
 
@@ -134,11 +116,14 @@ class Transaction:
         text_hash: Iterable[str] | pa.Array,
         updated_at: datetime | np.ndarray | None = None,
         shard: int = 0,
+        titles: Iterable[str | None] | pa.Array | None = None,
     ) -> None:
         """Add a batch of embedded rows; any batch size, any number of calls."""
         if not 0 <= shard < self.store.config.shards:
             raise StoreError(f"shard {shard} is outside 0..{self.store.config.shards - 1}")
-        table = build_rows(self.schema, ids, embeddings, text_hash, self.model.version, updated_at)
+        table = build_rows(
+            self.schema, ids, embeddings, text_hash, self.model.version, updated_at, titles
+        )
         self.write_table(entity, table, shard)
 
     def write_table(self, entity: str, table: pa.Table, shard: int = 0) -> None:
@@ -193,80 +178,67 @@ class Transaction:
             size=sink.size,
             sha256=sink.digest.hexdigest(),
         )
-        self.indexes.append(index)
+        self._indexes.append(index)
         return index
 
-    def keep_index(self, index: IndexFile) -> None:
-        """List the parent's index of an entity this incremental change leaves untouched."""
-        if self.mode != "incremental":
-            raise StoreError("only an incremental snapshot inherits its parent's indexes")
-        self.indexes.append(index)
+    def _check_indexes(self, indexes: Sequence[IndexFile]) -> list[IndexFile]:
+        """Indexes a manifest may list: written by this transaction, or inherited from its base.
+
+        Only an incremental change or a compaction inherits (an entity it left
+        untouched keeps its parent's index); a full snapshot indexes what it wrote.
+        """
+        inherited = self.base.indexes if self.base is not None and self.mode != "overwrite" else []
+        for index in indexes:
+            if index not in self._indexes and index not in inherited:
+                raise StoreError(f"{index.path}: not written by this transaction nor inherited")
+        entities = [index.entity for index in indexes]
+        if len(set(entities)) != len(entities):
+            raise StoreError(f"more than one index for an entity: {sorted(entities)}")
+        return list(indexes)
 
     def abort(self) -> None:
         for writer in self.writers.values():
             writer.abort()
 
     def _finish_files(self) -> Change:
-        change = Change()
-        for writer in self.writers.values():
-            change.files.extend(writer.close())
-        for entity in ENTITIES:
-            for name, source, target in (
-                ("written", self.written, change.written),
-                ("deleted", self.deleted, change.deleted),
-            ):
-                if entity not in source:
-                    continue
-                ids = pa.concat_arrays(source[entity])
-                if len(pc.unique(ids)) != len(ids):
-                    raise StoreError(f"{entity}: an id is {name} twice in one snapshot")
-                target[entity] = ids
-            both = pc.is_in(
-                change.deleted.get(entity, pa.array([], pa.string())),
-                value_set=change.written.get(entity, pa.array([], pa.string())),
-            )
-            if pc.any(both).as_py():
-                raise StoreError(f"{entity}: an id is both written and deleted in one snapshot")
+        files = [file for writer in self.writers.values() for file in writer.close()]
+        change = Change.of(files, self.written, self.deleted)
         failpoint("data.done")
         return change
 
-    def _row_counts(self, change: Change) -> dict[str, int]:
-        """Live rows per entity; an incremental change only reads its parent's ids."""
-        counts = {}
-        for entity in ENTITIES:
-            written = change.written.get(entity, pa.array([], pa.string()))
-            if self.mode != "incremental":
-                counts[entity] = len(written)
-                continue
-            assert self.base is not None
-            deleted = change.deleted.get(entity, pa.array([], pa.string()))
-            touched = change.touched(entity)
-            if not len(touched):
-                counts[entity] = self.base.rows.get(entity, 0)
-                continue
-            parent_ids = merged_table(self.store, self.base, entity, id_range=_bounds(touched))[
-                "id"
-            ]
-            unknown = pc.invert(pc.is_in(deleted, value_set=parent_ids))
-            if pc.any(unknown).as_py():
-                example = deleted.filter(unknown)[0].as_py()
-                raise StoreError(f"{entity}: cannot delete {example!r}: not in the parent")
-            new = pc.sum(pc.invert(pc.is_in(written, value_set=parent_ids))).as_py() or 0
-            counts[entity] = self.base.rows.get(entity, 0) + new - len(deleted)
-        return counts
+    @traced("commit")
+    def commit(
+        self,
+        *,
+        indexes: Sequence[IndexFile] = (),
+        quality: Mapping[str, float] | None = None,
+        quarantine: Mapping[str, int] | None = None,
+        conservation: Mapping[Entity, Conservation] | None = None,
+    ) -> Manifest:
+        """Commit the snapshot with what its manifest records; returns the manifest.
 
-    def commit(self, channel_names: Iterable[str] = ("latest",)) -> Manifest:
-        """Publish the snapshot and move the channels to it; returns its manifest."""
+        ``indexes`` are the index files it lists (see :meth:`write_index`),
+        ``quality`` its metrics, ``quarantine`` the refused rows per
+        ``table.REASON`` and ``conservation`` each entity's rows in = embedded +
+        quarantined, which a full snapshot's row counts must agree with.
+        No channel moves: publishing is a separate, verified step.
+        """
+        record = {
+            "indexes": self._check_indexes(indexes),
+            "quality": dict(quality or {}),
+            "quarantine": dict(quarantine or {}),
+            "conservation": dict(conservation or {}),
+        }
         try:
             change = self._finish_files()
-            counts = self._row_counts(change)
-            self._check_conservation(counts)
+            counts = change.row_counts(self.store, self.mode, self.base)
+            self._check_conservation(counts, record["conservation"])
         except BaseException:
             self.abort()
             raise
         expected = self.base
         for _ in range(MAX_REBASES):
-            manifest = self._manifest(expected, change, counts)
+            manifest = self._manifest(expected, change, counts, record)
             try:
                 self.store.backend.put_if_absent(
                     manifest_path(manifest.version), manifest.to_json()
@@ -285,9 +257,6 @@ class Transaction:
         else:
             raise SnapshotConflict(f"gave up after {MAX_REBASES} concurrent commits")
         failpoint("manifest.committed")
-        for name in channel_names:
-            channels.advance(self.store.backend, name, manifest)
-        failpoint("channel.swapped")
         return manifest
 
     def _landed(self, manifest: Manifest) -> bool:
@@ -302,19 +271,21 @@ class Transaction:
             return False
         return data == manifest.to_json()
 
-    def _check_conservation(self, counts: dict[str, int]) -> None:
+    def _check_conservation(
+        self, counts: dict[str, int], conservation: dict[Entity, Conservation]
+    ) -> None:
         """A full snapshot holds exactly the rows its run says it embedded."""
         if self.mode != "overwrite":
             return
-        for entity, figures in self.conservation.items():
+        for entity, figures in conservation.items():
             if counts.get(entity, 0) != figures.embedded:
                 raise ConservationError(
-                    f"{entity}s: the snapshot would hold {counts.get(entity, 0)} rows but the "
+                    f"{entity.table}: the snapshot would hold {counts.get(entity, 0)} rows but the "
                     f"run embedded {figures.embedded}; refusing to publish"
                 )
 
     def _manifest(
-        self, parent: Manifest | None, change: Change, counts: dict[str, int]
+        self, parent: Manifest | None, change: Change, counts: dict[str, int], record: dict
     ) -> Manifest:
         version = 1 if parent is None else parent.version + 1
         inherited = parent.files if parent is not None and self.mode == "incremental" else []
@@ -332,11 +303,8 @@ class Transaction:
             normalization=self.normalization,
             rows=counts,
             files=[*inherited, *mine],
-            indexes=self.indexes,
-            quarantine=self.quarantine,
-            quality=self.quality,
-            conservation=self.conservation,
             operation=self.mode,
+            **record,
         )
 
     def _check_rebase(self, base: Manifest | None, head: Manifest, change: Change) -> None:
@@ -356,30 +324,12 @@ class Transaction:
                     f"version {version} replaced every row while this change was written; "
                     "re-run it against that version"
                 )
-            for entity in ENTITIES:
-                mine = change.touched(entity)
-                if not len(mine):
-                    continue
-                theirs = [
-                    read_data_file(self.store, other, f, ["id"], verify=False)["id"]
-                    for f in other.files
-                    if f.entity == entity
-                    and f.sequence == version
-                    and f.may_contain(*_bounds(mine))
-                ]
-                if not theirs:
-                    continue
-                overlap = pc.is_in(mine, value_set=pa.chunked_array(theirs).combine_chunks())
-                if pc.any(overlap).as_py():
-                    raise SnapshotConflict(
-                        f"version {version} changed some of the same {entity} ids; "
-                        "re-run this change on top of it"
-                    )
-
-
-def _bounds(ids: pa.Array) -> tuple[str, str]:
-    bounds = pc.min_max(ids)
-    return bounds["min"].as_py(), bounds["max"].as_py()
+            entity = change.overlap(self.store, other)
+            if entity is not None:
+                raise SnapshotConflict(
+                    f"version {version} changed some of the same {entity} ids; "
+                    "re-run this change on top of it"
+                )
 
 
 def _rows(manifest: Manifest | None, entity: str) -> int:

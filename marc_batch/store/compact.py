@@ -8,16 +8,17 @@ can rebase on it without a conflict.
 
 import pyarrow.compute as pc
 
+from marc_batch.entities import ENTITIES
 from marc_batch.errors import StoreError
 from marc_batch.store.commit import Transaction
 from marc_batch.store.manifest import Manifest
-from marc_batch.store.paths import ENTITIES
 from marc_batch.store.reader import merged_table
 from marc_batch.store.store import Store
 from marc_batch.store.writer import row_schema
 
 
-def compact(store: Store, channel_names: tuple[str, ...] = ("latest",)) -> Manifest:
+def compact(store: Store) -> Manifest:
+    """Commit the head's live rows as one fresh layer; publishing it is the caller's choice."""
     head = store.head()
     if head is None:
         raise StoreError(f"nothing to compact: {store.backend.uri} has no snapshot")
@@ -31,13 +32,14 @@ def compact(store: Store, channel_names: tuple[str, ...] = ("latest",)) -> Manif
         mode="compaction",
         run_id=head.run_id,
     )
-    txn.indexes = list(head.indexes)
-    txn.quarantine = dict(head.quarantine)
-    txn.quality = dict(head.quality)
     columns = row_schema(head.k, head.dtype).names
     for entity in ENTITIES:
         table = merged_table(store, head, entity, columns, with_shard=True)
         for shard in pc.unique(table["shard"]).to_pylist():
             rows = table.filter(pc.equal(table["shard"], shard)).drop_columns(["shard"])
             txn.write_table(entity, rows, shard=shard)
-    return txn.commit(channel_names)
+    return txn.commit(
+        indexes=head.indexes,
+        quality=head.quality,
+        quarantine=head.quarantine,
+    )

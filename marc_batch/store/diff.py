@@ -4,8 +4,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from marc_batch.entities import ENTITIES
 from marc_batch.store.manifest import Manifest
-from marc_batch.store.paths import ENTITIES
 from marc_batch.store.reader import embedding_matrix, merged_table
 from marc_batch.store.store import Store
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 from marc_batch.store.manifest import Manifest
 from marc_batch.store.reader import merged_table
 from marc_batch.store.store import Store
+from marc_batch.tracing import traced
 
 
 @dataclass
@@ -27,6 +28,7 @@ class ChangePlan:
     unchanged: int
 
 
+@traced("plan_change")
 def plan_change(
     store: Store, parent: Manifest, entity: str, texts: pa.Table, complete: bool
 ) -> ChangePlan:

@@ -10,12 +10,13 @@ file removes ids from every file of a lower sequence.
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from marc_batch.config.loader import describe_validation_error
+from marc_batch.entities import Entity
 from marc_batch.errors import ManifestError
 from marc_batch.store.paths import check_relative
 
@@ -35,7 +36,6 @@ RelativePath = Annotated[
     Field(description="Relative to the store root, '/'-separated; never absolute, never '..'."),
 ]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-Entity = Literal["item", "user"]
 Dtype = Literal["float32", "float16"]
 
 
@@ -168,10 +168,6 @@ class Manifest(BaseModel):
 
 def new_snapshot_id() -> str:
     return uuid.uuid4().hex
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def parse_manifest(data: bytes, origin: str) -> Manifest:

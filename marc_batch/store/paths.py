@@ -10,9 +10,9 @@ corrupt manifest can never make a reader or ``gc`` touch a file elsewhere.
 import re
 import uuid
 
+from marc_batch.entities import ENTITIES, Entity
 from marc_batch.errors import ManifestError
 
-ENTITIES = ("item", "user")
 MANIFESTS = "_manifests"
 CHANNELS = "_channels"
 DATA = "data"
@@ -43,10 +43,10 @@ def check_relative(path: str) -> str:
     return path
 
 
-def check_entity(entity: str) -> str:
+def check_entity(entity: str) -> Entity:
     if entity not in ENTITIES:
         raise ManifestError(f"unknown entity {entity!r}; expected one of {', '.join(ENTITIES)}")
-    return entity
+    return Entity(entity)
 
 
 def check_channel(name: str) -> str:

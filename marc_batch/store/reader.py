@@ -14,18 +14,21 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
+import faiss
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from marc_batch.config.store import StoreConfig
+from marc_batch.entities import ENTITIES
 from marc_batch.errors import CorruptFile, StoreError
+from marc_batch.index.io import index_from_bytes
 from marc_batch.store.manifest import DataFile, IndexFile, Manifest
 from marc_batch.store.merge import merge, with_sequence
-from marc_batch.store.paths import ENTITIES, check_entity
+from marc_batch.store.paths import check_entity
 from marc_batch.store.store import Store
-from marc_batch.store.writer import DELETES_SCHEMA, row_schema
+from marc_batch.store.writer import DELETES_SCHEMA, legacy_row_schema, row_schema
 
 WHOLE_FILE_BYTES = 8 * 2**20  # smaller files are fetched in one request, not page by page
 READ_THREADS = 8
@@ -50,7 +53,10 @@ def read_data_file(
         expected = (
             row_schema(manifest.k, manifest.dtype) if entry.kind == "rows" else DELETES_SCHEMA
         )
-        if not parquet.schema_arrow.equals(expected):
+        legacy = entry.kind == "rows" and parquet.schema_arrow.equals(
+            legacy_row_schema(manifest.k, manifest.dtype)
+        )
+        if not (legacy or parquet.schema_arrow.equals(expected)):
             raise CorruptFile(
                 f"{entry.path}: schema differs from the manifest's (k={manifest.k}, "
                 f"dtype={manifest.dtype}): {parquet.schema_arrow}"
@@ -59,7 +65,9 @@ def read_data_file(
             raise CorruptFile(
                 f"{entry.path}: {parquet.metadata.num_rows} rows, manifest says {entry.rows}"
             )
-        table = parquet.read(columns=list(columns))
+        table = parquet.read(columns=[c for c in columns if not (legacy and c == "title")])
+        if legacy and "title" in columns:
+            table = table.append_column("title", pa.nulls(table.num_rows, pa.string()))
     except FileNotFoundError:
         raise CorruptFile(
             f"{entry.path}: listed in version {manifest.version} but missing"
@@ -186,6 +194,10 @@ class Snapshot:
             raise StoreError(f"version {self.version} has no {entity} index")
         return read_index_file(self.store, self.manifest, entries[0])
 
+    def index(self, entity: str) -> faiss.Index:
+        """The entity's FAISS index, searchable as published (checked against its sha256)."""
+        return index_from_bytes(self.index_bytes(entity))
+
     def duckdb(self, connection: duckdb.DuckDBPyConnection | None = None):
         """A DuckDB connection with one view per entity, ``embedding`` typed ``FLOAT[k]``.
 
@@ -201,7 +213,7 @@ class Snapshot:
             con.execute(
                 f"CREATE OR REPLACE VIEW {entity} AS SELECT id, "
                 f"embedding::FLOAT[{self.manifest.k}] AS embedding, text_hash, model_version, "
-                f"updated_at FROM _{entity}_arrow"
+                f"updated_at, title FROM _{entity}_arrow"
             )
         return con
 

@@ -1,8 +1,8 @@
 """Full verification of a snapshot: every byte against the manifest, every count recomputed."""
 
+from marc_batch.entities import ENTITIES
 from marc_batch.errors import CorruptFile
 from marc_batch.store.manifest import Manifest
-from marc_batch.store.paths import ENTITIES
 from marc_batch.store.reader import merged_table, read_data_file, read_index_file
 from marc_batch.store.store import Store
 from marc_batch.store.writer import row_schema

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from marc_batch.clock import utc_now
 from marc_batch.errors import StoreError
 from marc_batch.store.backends import Backend
 from marc_batch.store.failpoints import failpoint
@@ -45,8 +46,14 @@ def row_schema(k: int, dtype: Dtype) -> pa.Schema:
             pa.field("text_hash", pa.string(), nullable=False),
             pa.field("model_version", pa.string(), nullable=False),
             pa.field("updated_at", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("title", pa.string()),
         ]
     )
+
+
+def legacy_row_schema(k: int, dtype: Dtype) -> pa.Schema:
+    """The row schema before ``title`` was added; files written with it stay readable."""
+    return row_schema(k, dtype).remove(row_schema(k, dtype).get_field_index("title"))
 
 
 def _parquet_options(schema: pa.Schema) -> dict:
@@ -74,8 +81,12 @@ def build_rows(
     text_hash: object,
     model_version: str,
     updated_at: datetime | np.ndarray | None,
+    titles: object | None = None,
 ) -> pa.Table:
-    """Validate one batch from the encoder and turn it into rows of ``schema``."""
+    """Validate one batch from the encoder and turn it into rows of ``schema``.
+
+    ``titles`` (optional, nullable) are what people read beside a result.
+    """
     id_array = _ids(ids, "ids")
     n = len(id_array)
     embedding_type = schema.field("embedding").type
@@ -98,16 +109,31 @@ def build_rows(
             hashes,
             pa.repeat(pa.scalar(model_version, pa.string()), n),
             _timestamps(updated_at, n),
+            _titles(titles, n),
         ],
         schema=schema,
     )
+
+
+def _titles(titles: object | None, n: int) -> pa.Array:
+    if titles is None:
+        return pa.nulls(n, pa.string())
+    if isinstance(titles, pa.ChunkedArray):
+        titles = titles.combine_chunks()
+    try:
+        array = titles if isinstance(titles, pa.Array) else pa.array(titles, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise StoreError(f"titles must be strings: {exc}") from None
+    if len(array) != n:
+        raise StoreError(f"titles has {len(array)} values for {n} ids")
+    return array.cast(pa.string())
 
 
 def _timestamps(updated_at: datetime | np.ndarray | None, n: int) -> pa.Array:
     """One timestamp for the batch (default: now) or one per row; naive values are UTC."""
     utc = pa.timestamp("us", tz="UTC")
     if updated_at is None or isinstance(updated_at, datetime):
-        stamp = updated_at or datetime.now(UTC)
+        stamp = updated_at or utc_now()
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=UTC)
         return pa.repeat(pa.scalar(stamp, utc), n)

@@ -4,7 +4,7 @@
 base backbone, the frozen pass); ``train_variant`` adapts a fresh copy of
 the backbone under one ``ModelConfig``. The evaluation protocol trains
 ``proj-final`` and ``marc-no-info`` with the same recipe through
-``VARIANTS``, so the baselines differ from MARC only where MARC.md says.
+``VARIANTS``, so the baselines differ from MARC only where docs/marc.md says.
 """
 
 import copy
@@ -17,12 +17,13 @@ from rich.progress import Progress
 
 from marc_batch.config import Config, ModelConfig
 from marc_batch.data.ingest import ingest
+from marc_batch.device import resolve_device
+from marc_batch.entities import Entity
 from marc_batch.model.backbone import Backbone, resolve_path, weights_sha256
-from marc_batch.model.heads import Entity
 from marc_batch.model.marc import MarcEncoder, MarcObjective
 from marc_batch.train.cache import TextCache, build_cache
 from marc_batch.train.pairs import Pairs, build_pairs
-from marc_batch.train.trainer import Trainer, TrainResult, progress_bar, resolve_device
+from marc_batch.train.trainer import Trainer, TrainResult, progress_bar
 
 VARIANTS: dict[str, dict[str, object]] = {
     "marc": {},
@@ -53,7 +54,7 @@ def prepare(config: Config, progress: Progress | None = None) -> Prepared:
     train = config.model.train
     if train.threads:
         torch.set_num_threads(train.threads)
-    device = resolve_device(train.device)
+    device = resolve_device(train.device, "model.train.device")
     catalogue, _ = ingest(config)
     pairs = build_pairs(catalogue)
     base_path = resolve_path(config.model.backbone)

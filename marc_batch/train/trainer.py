@@ -25,16 +25,10 @@ from transformers import get_cosine_schedule_with_warmup
 
 from marc_batch.config import ModelConfig
 from marc_batch.encode.batching import batches_of
-from marc_batch.model.heads import Entity
+from marc_batch.entities import Entity
 from marc_batch.model.marc import MarcEncoder, MarcObjective
 from marc_batch.train.cache import TextCache, tail_forward
 from marc_batch.train.pairs import Pairs
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from marc_batch.data.records import ItemRecord
+from marc_batch.data.specs import ITEMS
 from marc_batch.data.templates import Template, text_hash
-from marc_batch.data.validate import ITEMS, validate
+from marc_batch.data.validate import validate
 
 MAX_BYTES = 64
 NASTY = st.sampled_from(

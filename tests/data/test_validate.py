@@ -3,7 +3,9 @@ import json
 import pyarrow as pa
 import pytest
 
-from marc_batch.data.validate import INTERACTIONS, ITEMS, USERS, validate
+from marc_batch.data.specs import INTERACTIONS, ITEMS, USERS
+from marc_batch.data.validate import validate
+from marc_batch.entities import Entity
 from marc_batch.errors import SourceError
 
 
@@ -77,8 +79,8 @@ def test_typed_columns_are_parsed_or_quarantined() -> None:
         }
     )
     known = {
-        "users": pa.table({"id": ["u1", "u2"]}),
-        "items": pa.table({"id": ["i1", "i2", "i3", "i4"]}),
+        Entity.USER: pa.table({"id": ["u1", "u2"]}),
+        Entity.ITEM: pa.table({"id": ["i1", "i2", "i3", "i4"]}),
     }
     result = validate(raw, INTERACTIONS, 100, known)
     assert reasons(result) == {
@@ -93,7 +95,10 @@ def test_typed_columns_are_parsed_or_quarantined() -> None:
 
 def test_interactions_refer_to_accepted_items() -> None:
     raw = pa.table({"user_id": ["u"], "item_id": ["gone"], "rating": [3.0], "timestamp": [10]})
-    known = {"users": pa.table({"id": ["u"]}), "items": pa.table({"id": pa.array([], pa.string())})}
+    known = {
+        Entity.USER: pa.table({"id": ["u"]}),
+        Entity.ITEM: pa.table({"id": pa.array([], pa.string())}),
+    }
     assert reasons(validate(raw, INTERACTIONS, 100, known)) == {0: "UNKNOWN_ITEM"}
 
 

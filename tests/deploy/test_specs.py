@@ -9,14 +9,14 @@ import pytest
 import yaml
 from prefect.utilities.templating import apply_values
 
-from flows.parameters import (
+from marc_batch.config import FlowsConfig
+from marc_batch.parameters import (
     BackfillParameters,
     PublishParameters,
     RefreshParameters,
     RollbackParameters,
     TrainParameters,
 )
-from marc_batch.config import FlowsConfig
 
 REPO = Path(__file__).parents[2]
 DEPLOY = REPO / "deploy"

@@ -11,14 +11,14 @@ from prefect.exceptions import ObjectNotFound
 
 from flows.backfill import backfill_flow
 from flows.nightly_refresh import nightly_refresh
-from flows.parameters import (
+from flows.publish import publish_flow, rollback_flow
+from marc_batch.config import Config
+from marc_batch.parameters import (
     BackfillParameters,
     PublishParameters,
     RefreshParameters,
     RollbackParameters,
 )
-from flows.publish import publish_flow, rollback_flow
-from marc_batch.config import Config
 from marc_batch.store import Store, open_snapshot
 from marc_batch.store.channels import read_channel
 from tests.pipeline.test_backfill import edit_items

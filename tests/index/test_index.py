@@ -76,7 +76,8 @@ def test_index_files_memory_map_in_another_process(tmp_path: Path) -> None:
         vectors, pa.array([str(i) for i in range(5_000)]), IndexConfig(flat_max_rows=100)
     )
     path = tmp_path / "items.faiss"
-    write_index(built.index, path)
+    with path.open("wb") as stream:
+        write_index(built.index, stream)
     np.save(tmp_path / "q.npy", vectors[:5])
     code = (
         "import faiss, numpy as np, sys;"

@@ -79,9 +79,7 @@ def test_backfill_encodes_only_the_change_and_matches_a_full_refresh(
         assert ids[order].tolist() == ref_ids[ref_order].tolist()
         np.testing.assert_allclose(vectors[order], ref_vectors[ref_order], atol=1e-5)
 
-    index = faiss.deserialize_index(
-        np.frombuffer(open_snapshot(store, "latest").index_bytes("item"), dtype=np.uint8)
-    )
+    index = open_snapshot(store, "latest").index("item")
     # The parent's exact index was changed in place, and every id still names its own vector.
     assert report.indexes["item"].updated and index.ntotal == ITEMS
     ids, vectors = open_snapshot(store, "latest").matrix("item")

@@ -14,6 +14,7 @@ from marc_batch.pipeline.refresh import refresh
 from marc_batch.store import Store, Transaction
 from marc_batch.store.channels import read_channel
 from tests.pipeline.test_backfill import edit_items
+from tests.publishing import committed
 from tests.reliability.faulty_proxy import Fault, FaultyProxy
 from tests.reliability.helpers import check_snapshot, published, rows_lost, same_content
 from tests.tiny import config_for
@@ -87,7 +88,7 @@ def test_a_lost_response_to_a_channel_move_is_not_a_conflict(
     )
     txn = Transaction(store, model_version="m1", k=4)
     txn.write("item", ["a", "b"], np.eye(2, 4, dtype=np.float32), ["h1", "h2"])
-    version = txn.commit().version
+    version = committed(txn).version
     faulty_s3.inject(Fault("lost_response", method="PUT", path="_channels/prod"))
     assert publish(store, version, "prod").version == version
     assert faulty_s3.injected == 1

@@ -236,8 +236,8 @@ def test_no_secret_is_written_to_the_store_logs_or_prefect(
 ) -> None:
     from flows.backfill import backfill_flow
     from flows.nightly_refresh import nightly_refresh
-    from flows.parameters import BackfillParameters, PublishParameters, RefreshParameters
     from flows.publish import publish_flow
+    from marc_batch.parameters import BackfillParameters, PublishParameters, RefreshParameters
 
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)

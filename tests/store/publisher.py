@@ -10,6 +10,7 @@ import numpy as np
 
 from marc_batch.config import S3Config, StoreConfig
 from marc_batch.store import Store, Transaction
+from tests.publishing import committed
 
 K = 16
 ROWS = 1000
@@ -40,7 +41,7 @@ def publish(store: Store, prefix: str, seed: int) -> int:
     half = ROWS // 2
     txn.write("item", ids[:half], vectors[:half], hashes[:half], shard=0)
     txn.write("item", ids[half:], vectors[half:], hashes[half:], shard=1)
-    return txn.commit().version
+    return committed(txn).version
 
 
 def main() -> None:
@@ -59,7 +60,7 @@ def main() -> None:
     for i in range(args.commits):
         txn = Transaction(store, model_version="m1", k=K, mode="incremental")
         txn.write("item", [f"w{args.worker}-{i}"], rng.standard_normal((1, K)), [f"{i}"])
-        print(txn.commit().version, flush=True)
+        print(committed(txn).version, flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from marc_batch.cli.app import app
 from marc_batch.config import StoreConfig
 from marc_batch.store import Store, Transaction
+from tests.publishing import committed
 
 K = 4
 
@@ -23,11 +24,11 @@ def test_snapshots_commands(tmp_path: Path) -> None:
     store = Store(StoreConfig(root=str(tmp_path)))
     txn = Transaction(store, model_version="m1", k=K)
     txn.write("item", ["a", "b", "c"], np.eye(3, K), ["1", "2", "3"])
-    txn.commit()
+    committed(txn)
     txn = Transaction(store, model_version="m1", k=K, mode="incremental")
     txn.write("item", ["b", "d"], np.ones((2, K)), ["2", "4"])
     txn.delete("item", ["c"])
-    txn.commit()
+    committed(txn)
 
     listed = run(tmp_path, "list")
     assert [(v["version"], v["rows"]["item"], v["channels"]) for v in listed] == [

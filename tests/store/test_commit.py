@@ -6,6 +6,7 @@ import pytest
 from marc_batch.errors import ChannelConflict, SnapshotConflict, SnapshotNotFound
 from marc_batch.store import Store, Transaction, open_snapshot
 from marc_batch.store import channels as channel_ops
+from tests.publishing import committed
 
 K = 4
 
@@ -20,62 +21,62 @@ def put(txn: Transaction, *ids: str) -> Transaction:
 
 
 def test_two_overwrites_from_the_same_head_have_one_winner(store: Store) -> None:
-    put(transaction(store, "overwrite"), "a").commit()
+    committed(put(transaction(store, "overwrite"), "a"))
     first, second = transaction(store, "overwrite"), transaction(store, "overwrite")
-    put(first, "b").commit()
+    committed(put(first, "b"))
     put(second, "c")
     with pytest.raises(SnapshotConflict, match="would undo"):
-        second.commit()
+        committed(second)
     assert store.versions() == [1, 2]
     assert open_snapshot(store).table("item")["id"].to_pylist() == ["b"]
 
 
 def test_disjoint_incremental_changes_rebase_and_both_land(store: Store) -> None:
-    put(transaction(store, "overwrite"), "a", "b").commit()
+    committed(put(transaction(store, "overwrite"), "a", "b"))
     slow, fast = put(transaction(store), "c"), put(transaction(store), "d")
     fast.delete("item", ["a"])
-    assert fast.commit().version == 2
-    rebased = slow.commit()
+    assert committed(fast).version == 2
+    rebased = committed(slow)
     assert (rebased.version, rebased.parent_version) == (3, 2)
     assert rebased.rows["item"] == 3
     assert sorted(open_snapshot(store).table("item")["id"].to_pylist()) == ["b", "c", "d"]
 
 
 def test_overlapping_incremental_changes_conflict(store: Store) -> None:
-    put(transaction(store, "overwrite"), "a", "b").commit()
+    committed(put(transaction(store, "overwrite"), "a", "b"))
     slow, fast = put(transaction(store), "a"), transaction(store)
     fast.delete("item", ["a"])
-    fast.commit()
+    committed(fast)
     with pytest.raises(SnapshotConflict, match="same item ids"):
-        slow.commit()
+        committed(slow)
     assert store.versions() == [1, 2]
 
 
 def test_an_incremental_change_does_not_rebase_onto_an_overwrite(store: Store) -> None:
-    put(transaction(store, "overwrite"), "a", "b").commit()
+    committed(put(transaction(store, "overwrite"), "a", "b"))
     slow = put(transaction(store), "c")
     slow.delete("item", ["a"])
-    put(transaction(store, "overwrite"), "x").commit()
+    committed(put(transaction(store, "overwrite"), "x"))
     with pytest.raises(SnapshotConflict, match="replaced every row"):
-        slow.commit()
+        committed(slow)
     assert open_snapshot(store).table("item")["id"].to_pylist() == ["x"]
 
 
 def test_a_snapshot_never_mixes_models_or_widths(store: Store) -> None:
-    put(transaction(store, "overwrite"), "a").commit()
+    committed(put(transaction(store, "overwrite"), "a"))
     with pytest.raises(SnapshotConflict, match="must match its parent"):
         transaction(store, model="m2")
     with pytest.raises(SnapshotConflict, match="must match its parent"):
         Transaction(store, model_version="m1", k=K + 1, mode="incremental")
     slow = put(transaction(store), "b")
-    put(transaction(store, "overwrite", model="m2"), "z").commit()
+    committed(put(transaction(store, "overwrite", model="m2"), "z"))
     with pytest.raises(SnapshotConflict, match="must match its parent"):
-        slow.commit()
+        committed(slow)
 
 
 def test_channels_move_by_compare_and_swap_and_roll_back(store: Store) -> None:
     for name in ("a", "b", "c"):
-        put(transaction(store, "overwrite"), name).commit(())
+        put(transaction(store, "overwrite"), name).commit()
     backend = store.backend
     channel_ops.move(backend, "prod", store.manifest(1))
     channel_ops.move(backend, "prod", store.manifest(3), expected=1)

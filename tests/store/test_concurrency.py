@@ -4,12 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from publisher import publish, small_files_store
-
 from marc_batch.store import open_snapshot
 from marc_batch.store.channels import read_channel
+from tests.store.publisher import publish, small_files_store
 
-SCRIPT = Path(__file__).with_name("publisher.py")
+ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 4
 COMMITS = 20
 
@@ -20,7 +19,16 @@ def test_concurrent_publishers_never_lose_a_commit(store_root: str, endpoint: st
     extra = ["--commits", str(COMMITS), *(["--endpoint", endpoint] if endpoint else [])]
     workers = [
         subprocess.Popen(
-            [sys.executable, str(SCRIPT), store_root, "append", "--worker", str(w), *extra],
+            [
+                sys.executable,
+                "-m",
+                "tests.store.publisher",
+                store_root,
+                "append",
+                "--worker",
+                str(w),
+                *extra,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from publisher import ROWS, batch, publish, small_files_store
 
 from marc_batch.store import Store, open_snapshot
 from marc_batch.store.failpoints import COMMIT_STEPS, ENV
 from marc_batch.store.gc import collect_garbage
 from marc_batch.store.paths import CHANNELS, DATA, DELETES, INDEXES, MANIFESTS, STAGING_MARK
+from tests.store.publisher import ROWS, batch, publish, small_files_store
 
-SCRIPT = Path(__file__).with_name("publisher.py")
+ROOT = Path(__file__).resolve().parents[2]
 LOCAL_ONLY = {
     "manifest.staged",
     "channel.staged",
@@ -28,10 +28,10 @@ def run_publisher(
     env = {k: v for k, v in os.environ.items() if k != ENV}
     if failpoint:
         env[ENV] = failpoint
-    command = [sys.executable, str(SCRIPT), root, "replace"]
+    command = [sys.executable, "-m", "tests.store.publisher", root, "replace"]
     if endpoint:
         command += ["--endpoint", endpoint]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
 def content(store: Store, ref: str | int) -> dict[str, np.ndarray]:

@@ -6,6 +6,7 @@ from marc_batch.store import Store, Transaction, open_snapshot
 from marc_batch.store import channels as channel_ops
 from marc_batch.store.gc import collect_garbage
 from marc_batch.store.paths import DATA
+from tests.publishing import committed
 
 K = 4
 
@@ -13,7 +14,7 @@ K = 4
 def commit(store: Store, mode: str, name: str) -> int:
     txn = Transaction(store, model_version="m1", k=K, mode=mode)
     txn.write("item", [name], np.ones((1, K)), ["h"])
-    return txn.commit().version
+    return committed(txn).version
 
 
 def data_files(store: Store) -> set[str]:

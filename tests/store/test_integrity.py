@@ -11,10 +11,12 @@ import pytest
 
 from marc_batch.config import StoreConfig
 from marc_batch.errors import CorruptFile, ManifestError
+from marc_batch.index.io import index_from_bytes, write_index
 from marc_batch.store import Store, Transaction, open_snapshot
 from marc_batch.store.backends.local import LocalBackend
 from marc_batch.store.paths import manifest_path
 from marc_batch.store.validate import validate
+from tests.publishing import committed
 
 K = 4
 
@@ -26,9 +28,10 @@ def snapshot_with_index(store: Store) -> None:
     txn.write("item", [f"i{n}" for n in range(500)], vectors, ["h"] * 500)
     index = faiss.IndexFlatIP(K)
     index.add(vectors)
-    serialised = faiss.serialize_index(index)
-    txn.write_index("item", lambda stream: stream.write(serialised), "Flat", "inner_product", 500)
-    txn.commit()
+    file = txn.write_index(
+        "item", lambda stream: write_index(index, stream), "Flat", "inner_product", 500
+    )
+    committed(txn, indexes=[file])
 
 
 def overwrite(store: Store, path: str, data: bytes) -> None:
@@ -61,7 +64,7 @@ def test_a_flipped_byte_in_a_data_file_is_caught(store: Store) -> None:
 def test_a_flipped_byte_in_an_index_file_is_caught(store: Store) -> None:
     snapshot_with_index(store)
     good = open_snapshot(store).index_bytes("item")
-    assert faiss.deserialize_index(np.frombuffer(good, np.uint8)).ntotal == 500
+    assert index_from_bytes(good).ntotal == 500
     flip_byte(store, store.head().indexes[0].path)
     assert any("sha256 differs" in p for p in validate(store, store.head()))
     with pytest.raises(CorruptFile, match="sha256 differs"):

@@ -11,6 +11,7 @@ import pytest
 
 from marc_batch.config import StoreConfig
 from marc_batch.store import Store, Transaction, open_snapshot
+from tests.publishing import committed
 
 DOC = Path(__file__).parents[2] / "docs" / "store.md"
 RECIPES = re.findall(r"```python plain-reader\n(.*?)```", DOC.read_text(), re.DOTALL)
@@ -32,13 +33,13 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(3)
     txn = Transaction(store, model_version="m1", k=8)
     txn.write("item", [str(i) for i in range(100)], rng.standard_normal((100, 8)), ["h"] * 100)
-    txn.commit()
+    committed(txn)
     for batch in range(2):
         txn = Transaction(store, model_version="m1", k=8, mode="incremental")
         changed = [str(i) for i in range(batch * 10, batch * 10 + 5)] + [f"new{batch}"]
         txn.write("item", changed, rng.standard_normal((6, 8)), ["h2"] * 6)
         txn.delete("item", [str(90 + batch)])
-        txn.commit()
+        committed(txn)
     return directory
 
 

@@ -13,6 +13,7 @@ from marc_batch.store import Store, Transaction, open_snapshot
 from marc_batch.store.compact import compact
 from marc_batch.store.diff import diff
 from marc_batch.store.incremental import plan_change
+from tests.publishing import committed
 
 K = 8
 
@@ -31,7 +32,7 @@ def full_snapshot(store: Store, n: int = 3000, dtype: str | None = None) -> dict
         shard = (start // 700) % 3
         txn.write("item", ids[start:stop], vectors[start:stop], hashes[start:stop], shard=shard)
     txn.write("user", ["u1", "u2"], vectors[:2], ["x", "y"])
-    txn.commit(("latest", "prod"))
+    committed(txn, "latest", "prod")
     return dict(zip(ids, vectors, strict=True))
 
 
@@ -106,7 +107,7 @@ def test_incremental_snapshot_merges_to_the_newest_row_per_id(store: Store) -> N
     new_vectors = np.ones((2, K), np.float32)
     txn.write("item", ["item00005", "fresh"], new_vectors, ["edited", "h"], datetime.now(UTC))
     txn.delete("item", gone)
-    manifest = txn.commit()
+    manifest = committed(txn)
     assert manifest.parent_version == 1
     assert len([f for f in manifest.files if f.sequence == 2]) == 2  # cost of the change only
     assert manifest.rows["item"] == 3000 + 1 - 2
@@ -130,7 +131,7 @@ def test_incremental_snapshot_merges_to_the_newest_row_per_id(store: Store) -> N
     compacted = compact(store)
     assert compacted.operation == "compaction" and compacted.rows == manifest.rows
     assert all(f.sequence == compacted.version for f in compacted.files)
-    again = open_snapshot(store, "latest", verify=True).table("item")
+    again = open_snapshot(store, compacted.version, verify=True).table("item")
     assert again.sort_by("id").equals(latest.table("item").sort_by("id"))
 
 
@@ -149,5 +150,5 @@ def test_bad_batches_are_refused_with_one_line(store: Store) -> None:
     txn.write("item", ids, np.zeros((3, K)), hashes)
     txn.write("item", ids[:1], np.zeros((1, K)), hashes[:1])
     with pytest.raises(StoreError, match="twice"):
-        txn.commit()
+        committed(txn)
     assert store.versions() == []

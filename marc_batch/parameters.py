@@ -2,6 +2,8 @@
 
 Each flow takes one model, so a deployment's parameters, the CLI and a
 test all build the same object, and a typo fails the run before any work.
+They live in the library, not beside the flows, so that the CLI can build
+them without importing the flows package.
 """
 
 from pathlib import Path
@@ -9,8 +11,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from marc_batch.config import Config, load_config
+from marc_batch.store.paths import CHANNEL_NAME
 
-CHANNEL = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+CHANNEL = CHANNEL_NAME.pattern
 
 
 class FlowParameters(BaseModel):
@@ -41,7 +44,7 @@ class BackfillParameters(FlowParameters):
 class TrainParameters(FlowParameters):
     epochs: int | None = Field(None, ge=1, description="Override model.train.epochs.")
     compare_baselines: bool = Field(
-        True, description="Also score the baselines (MARC.md protocol) and write the report."
+        True, description="Also score the baselines (docs/marc.md protocol) and write the report."
     )
     report_dir: Path | None = Field(
         None, description="Where the evaluation report goes; default <registry>/reports/<version>."
