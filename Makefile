@@ -54,7 +54,7 @@ reliability: install
 	MARC_BATCH_FUZZ_EXAMPLES=150 $(BIN)/python -m pytest tests/reliability -p no:cacheprovider \
 		-p tests.reliability.ledger --reliability-json benchmarks/results/reliability.json; \
 	status=$$?; \
-	$(BIN)/python benchmarks/reliability_report.py benchmarks/results/reliability.json \
+	$(BIN)/python -m tests.reliability.report benchmarks/results/reliability.json \
 		benchmarks/results/reliability.md && exit $$status
 
 clean:

@@ -5,6 +5,10 @@ English words), with a year and one to three of the MovieLens genres, so
 that the texts tokenise like real titles and almost never repeat. Users and
 interactions stay small whatever the catalogue size: each user rates
 ``per_user`` distinct items. Ids are integers as strings, as in MovieLens.
+
+This is the benchmarks' workload, not a shared fixture: tests use the small
+hand-written catalogue of ``tests/tiny.py``, whose every word the tiny test
+tokenizer knows, so this module stays with the benchmarks that define it.
 """
 
 from functools import cache
@@ -56,8 +60,11 @@ def words() -> np.ndarray:
 
 
 def _join(columns: list[np.ndarray], lengths: np.ndarray, separator: str) -> np.ndarray:
-    """Row i joins the first ``lengths[i]`` of ``columns`` with ``separator``."""
-    parts = [pa.array(np.where(lengths > i, c, None)) for i, c in enumerate(columns)]
+    """Row i joins the first ``lengths[i]`` of ``columns`` with ``separator``.
+
+    Typed as strings: in a small batch a column can be all null (no row that long).
+    """
+    parts = [pa.array(np.where(lengths > i, c, None), pa.string()) for i, c in enumerate(columns)]
     joined = pc.binary_join_element_wise(*parts, separator, null_handling="skip")
     return joined.to_numpy(zero_copy_only=False)
 

@@ -25,18 +25,10 @@ import time
 from pathlib import Path
 
 from benchmarks.catalogue import config_for, write_catalogue, write_new_items
-from benchmarks.common import (
-    Phases,
-    child,
-    command,
-    machine,
-    peak_rss_mib,
-    pipeline_phases,
-    rss_mib,
-    save,
-)
-from benchmarks.tiny_model import build_registry
+from benchmarks.common import child, command, machine, peak_rss_mib, save
+from fixtures.encoders import benchmark_registry
 from marc_batch.config import Config
+from marc_batch.tracing import Tracer, rss_mib
 
 MODULE = "benchmarks.refresh_cost"
 ML100K_ITEMS = 1_682
@@ -52,10 +44,10 @@ def run_refresh(config: Config) -> dict:
     from marc_batch.pipeline.refresh import refresh
 
     rss_start = rss_mib()
-    phases = pipeline_phases()
-    start, cpu = time.perf_counter(), cpu_seconds()
-    report = refresh(config)
-    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    with Tracer() as tracer:
+        start, cpu = time.perf_counter(), cpu_seconds()
+        report = refresh(config)
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     return {
         "seconds": round(seconds, 3),
         "cpu_seconds": round(cpu, 3),
@@ -66,7 +58,7 @@ def run_refresh(config: Config) -> dict:
             for entity, e in report.encode.items()
         },
         "index": report.indexes["item"].factory,
-        "phases": phases.close(),
+        "phases": tracer.figures(),
         "rss_start_mib": round(rss_start),
         "peak_rss_mib": round(peak_rss_mib()),
     }
@@ -80,22 +72,21 @@ def run_pure(config: Config) -> dict:
 
     catalogue, _ = ingest(config)
     version = Registry(Path(config.model.registry)).current()
-    phases = Phases()  # the same sampling thread as in the refresh, so both pay for it
     entities = {}
-    for entity, table in (("item", catalogue.item_texts), ("user", catalogue.user_texts)):
-        texts = table["text"].to_pylist()
-        runtime = entity_runtime(config, version, entity)
-        start, cpu = time.perf_counter(), cpu_seconds()
-        _, stats = runtime.encode(texts)
-        entities[entity] = {
-            "texts": len(texts),
-            "tokens": stats.tokens,
-            "max_length": runtime.max_length,
-            "seconds": round(time.perf_counter() - start, 3),
-            "cpu_seconds": round(cpu_seconds() - cpu, 3),
-            "padding_ratio": round(stats.padding_ratio, 4),
-        }
-    phases.close()
+    with Tracer():  # the same sampling thread as in the refresh, so both pay for it
+        for entity, table in (("item", catalogue.item_texts), ("user", catalogue.user_texts)):
+            texts = table["text"].to_pylist()
+            runtime = entity_runtime(config, version, entity)
+            start, cpu = time.perf_counter(), cpu_seconds()
+            _, stats = runtime.encode(texts)
+            entities[entity] = {
+                "texts": len(texts),
+                "tokens": stats.tokens,
+                "max_length": runtime.max_length,
+                "seconds": round(time.perf_counter() - start, 3),
+                "cpu_seconds": round(cpu_seconds() - cpu, 3),
+                "padding_ratio": round(stats.padding_ratio, 4),
+            }
     return {
         "seconds": round(sum(e["seconds"] for e in entities.values()), 3),
         "cpu_seconds": round(sum(e["cpu_seconds"] for e in entities.values()), 3),
@@ -108,10 +99,10 @@ def run_backfill(config: Config, items: Path) -> dict:
     from marc_batch.pipeline.backfill import backfill
 
     rss_start = rss_mib()
-    phases = pipeline_phases()
-    start, cpu = time.perf_counter(), cpu_seconds()
-    report = backfill(config, items=items)
-    seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    with Tracer() as tracer:
+        start, cpu = time.perf_counter(), cpu_seconds()
+        report = backfill(config, items=items)
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     assert report.committed and report.changes["item"].added > 0
     return {
         "seconds": round(seconds, 3),
@@ -120,7 +111,7 @@ def run_backfill(config: Config, items: Path) -> dict:
         "rows": report.rows,
         "index": report.indexes["item"].factory if "item" in report.indexes else None,
         "index_updated": "item" in report.indexes and report.indexes["item"].updated,
-        "phases": phases.close(),
+        "phases": tracer.figures(),
         "rss_start_mib": round(rss_start),
         "peak_rss_mib": round(peak_rss_mib()),
     }
@@ -163,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
         return result
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-refresh-"))
     threads = args.threads or (1 if args.backbone == "tiny" else None)
-    registry = build_registry(work / "model", args.backbone)
+    registry = benchmark_registry(work / "model", args.backbone)
     paths = write_catalogue(work / "catalogue", args.items, args.users) if args.items else None
     config = config_for(paths, registry, work / "store", encode={"threads": threads})
     config_path = work / "config.json"

@@ -4,7 +4,7 @@ Usage: python -m benchmarks.scaling --sizes 100000 1000000 --out benchmarks/resu
 
 Each size is a generated catalogue (``benchmarks/catalogue.py``; users and
 interactions stay at 1,000 x 20) refreshed end to end with a registered
-MARC encoder on a tiny random BERT (``benchmarks/tiny_model.py``), one
+MARC encoder on a tiny random BERT (``fixtures/encoders.py``), one
 encode thread, 8 shards, in a fresh process whose peak RSS
 (``ru_maxrss``) is the figure; a sampling thread attributes it to the
 refresh's phases. Then a second fresh process backfills 1% new items
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks.catalogue import config_for, write_catalogue, write_new_items
 from benchmarks.common import child, command, machine, save
-from benchmarks.tiny_model import build_registry
+from fixtures.encoders import benchmark_registry
 
 MODULE = "benchmarks.scaling"
 CHILD = "benchmarks.refresh_cost"
@@ -43,7 +43,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict:
     args = parse(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-scaling-"))
-    registry = build_registry(work / "model", "tiny")
+    registry = benchmark_registry(work / "model", "tiny")
     sizes = {}
     for size in args.sizes:
         root = work / str(size)

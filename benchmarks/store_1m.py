@@ -12,7 +12,6 @@ file of the full snapshot (ids, hashes and timestamps included).
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ROOT, command, machine
+from benchmarks.common import ROOT, command, machine, peak_rss_mib
 from marc_batch.config import StoreConfig
 from marc_batch.store import Store, Transaction, open_snapshot
 
@@ -58,16 +57,23 @@ def write(store: Store, rows: int, k: int, dtype: str) -> dict:
     }
 
 
+def newest(store: Store) -> int:
+    """The version the write phase committed (a commit moves no channel, so no "latest")."""
+    head = store.head()
+    assert head is not None, "run the write phase first"
+    return head.version
+
+
 def read(store: Store, rows: int, k: int, verify: bool) -> dict:
     started = time.perf_counter()
-    ids, matrix = open_snapshot(store, "latest", verify=verify).matrix("item")
+    ids, matrix = open_snapshot(store, newest(store), verify=verify).matrix("item")
     seconds = time.perf_counter() - started
     assert matrix.shape == (rows, k) and len(ids) == rows
     return {"seconds": round(seconds, 2)}
 
 
 def query(store: Store, rows: int, k: int) -> dict:
-    snapshot = open_snapshot(store, "latest")
+    snapshot = open_snapshot(store, newest(store))
     con = snapshot.duckdb()
     started = time.perf_counter()
     top = con.execute(
@@ -114,7 +120,7 @@ def run_phase(args: argparse.Namespace) -> dict:
         result = read(store, args.rows, args.k, verify=args.phase == "read_verified")
     else:
         result = PHASES[args.phase](store, args.rows, args.k)
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    result["peak_rss_mib"] = int(peak_rss_mib())
     return result
 
 

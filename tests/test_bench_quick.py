@@ -1,10 +1,13 @@
-"""The benchmark suite's quick mode runs end to end; its figures are not checked."""
+"""The benchmark suite's quick mode runs end to end (its figures are not checked), and the
+committed summary is what its JSON files render to."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from benchmarks import summary
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -38,6 +41,12 @@ def test_quick_bench_runs_and_leaves_committed_results_alone(tmp_path: Path) -> 
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     for name in WRITTEN:
         assert (out / f"{name}.json").is_file(), name
-    summary = (out / "summary.md").read_text()
-    assert "| figure | ours | peer | ratio | goal | met? | machine |" in summary
+    rendered = (out / "summary.md").read_text()
+    assert "| figure | ours | peer | ratio | goal | met? | machine |" in rendered
+    assert "benchmarks/results/analysis.md)" in rendered
     assert _committed() == before
+
+
+def test_the_committed_summary_is_rendered_from_the_committed_json() -> None:
+    """summary.md is generated: a change to the renderer must come with the file it renders."""
+    assert summary.render(RESULTS, RESULTS) == (RESULTS / "summary.md").read_text()

@@ -6,15 +6,10 @@ The ``registry`` fixture (in ``tests/conftest.py``) builds the encoder once per 
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import BertConfig, BertModel
 
+from fixtures.encoders import random_bert, register_untrained
 from marc_batch.config import Config
-from marc_batch.model.artifact import save_artifact, staging_dir
-from marc_batch.model.backbone import Backbone, weights_sha256
-from marc_batch.model.marc import MarcEncoder
-from marc_batch.model.registry import Registry
-from tests.model.conftest import SIZES, WORDS, _save, tiny_model_config
+from tests.model.conftest import SIZES, WORDS, tiny_model_config, word_tokenizer
 
 ITEMS, USERS = 60, 12
 
@@ -60,16 +55,7 @@ def config_for(tmp_path: Path, registry: Path, **index: object) -> Config:
 
 def build_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry whose current version is a tiny LoRA-adapted BERT with random heads."""
-    torch.manual_seed(0)
-    backbone_dir = _save(tmp_path_factory.mktemp("bert"), BertModel(BertConfig(**SIZES)))
-    config = tiny_model_config(backbone_dir)
-    backbone = Backbone.load(backbone_dir)
-    backbone.add_lora(config.lora)
-    encoder = MarcEncoder(backbone, config)
+    backbone = random_bert(tmp_path_factory.mktemp("bert"), word_tokenizer(), SIZES)
     root = tmp_path_factory.mktemp("models")
-    staged = staging_dir(root)
-    save_artifact(
-        encoder, staged, str(backbone_dir), weights_sha256(backbone_dir), {"valid_auc": 0.5}
-    )
-    Registry(root).register(staged)
+    register_untrained(root, tiny_model_config(backbone), {"valid_auc": 0.5})
     return root

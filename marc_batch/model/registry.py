@@ -14,7 +14,13 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from marc_batch.errors import ArtifactError
-from marc_batch.model.artifact import ArtifactConfig, load_artifact, verify_artifact
+from marc_batch.model.artifact import (
+    ArtifactConfig,
+    load_artifact,
+    save_artifact,
+    staging_dir,
+    verify_artifact,
+)
 from marc_batch.model.marc import MarcEncoder
 
 CURRENT = "current.json"
@@ -50,6 +56,29 @@ class Registry:
         if make_current:
             self.set_current(version)
         return version
+
+    def add(
+        self,
+        encoder: MarcEncoder,
+        backbone: str,
+        backbone_sha256: str,
+        metrics: dict[str, float],
+        make_current: bool = True,
+    ) -> str:
+        """Save ``encoder`` as an artifact and register it; return its version.
+
+        Staged under the registry (same filesystem, so registering is a
+        rename), verified, moved into place; the staging directory is gone
+        afterwards whatever happened, so a failed save leaves no debris.
+        ``backbone`` and ``backbone_sha256`` name and pin the base the
+        encoder was adapted from.
+        """
+        staged = staging_dir(self.root)
+        try:
+            save_artifact(encoder, staged, backbone, backbone_sha256, metrics)
+            return self.register(staged, make_current=make_current)
+        finally:
+            shutil.rmtree(staged.parent, ignore_errors=True)
 
     def set_current(self, version: str) -> None:
         if not (self.path(version) / "manifest.json").is_file():

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizer, Qwen2Config, Qwen2Model
+from transformers import BertTokenizer, Qwen2Config, Qwen2Model
 
+from fixtures.encoders import random_bert, save_backbone
 from marc_batch.config import LoraConfig, ModelConfig, TrainConfig
 
 WORDS = [
@@ -22,15 +23,9 @@ SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 torch.set_num_threads(1)
 
 
-def _tokenizer() -> BertTokenizer:
+def word_tokenizer() -> BertTokenizer:
+    """A WordPiece tokenizer over :data:`WORDS` alone: test texts never hit ``[UNK]``."""
     return BertTokenizer(vocab={token: i for i, token in enumerate(SPECIAL + WORDS)})
-
-
-def _save(directory: Path, model: torch.nn.Module) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    _tokenizer().save_pretrained(directory)
-    model.save_pretrained(directory)
-    return directory
 
 
 SIZES = {
@@ -45,15 +40,14 @@ SIZES = {
 
 @pytest.fixture(scope="session")
 def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    return _save(tmp_path_factory.mktemp("bert"), BertModel(BertConfig(**SIZES)))
+    return random_bert(tmp_path_factory.mktemp("bert"), word_tokenizer(), SIZES)
 
 
 @pytest.fixture(scope="session")
 def qwen_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     config = Qwen2Config(**SIZES, num_key_value_heads=2, pad_token_id=0)
-    return _save(tmp_path_factory.mktemp("qwen2"), Qwen2Model(config))
+    return save_backbone(tmp_path_factory.mktemp("qwen2"), word_tokenizer(), Qwen2Model(config))
 
 
 def tiny_model_config(backbone: Path, **overrides: object) -> ModelConfig:

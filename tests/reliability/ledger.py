@@ -8,7 +8,7 @@ end of the session::
     python -m pytest tests/reliability -p tests.reliability.ledger \\
         --reliability-json benchmarks/results/reliability.json
 
-``benchmarks/reliability_report.py`` turns that file into the markdown
+``tests/reliability/report.py`` turns that file into the markdown
 report (``make reliability`` runs both). Without the plugin, records are
 kept in memory and dropped.
 """

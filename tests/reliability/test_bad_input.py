@@ -7,21 +7,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from transformers import BertConfig, BertModel
 
 import marc_batch.pipeline.encoders as encoders
+from fixtures.encoders import random_bert, register_untrained
 from marc_batch.config import load_config
 from marc_batch.errors import SnapshotConflict
-from marc_batch.model.artifact import save_artifact, staging_dir
-from marc_batch.model.backbone import Backbone, weights_sha256
-from marc_batch.model.marc import MarcEncoder
-from marc_batch.model.registry import Registry
 from marc_batch.pipeline.backfill import backfill
 from marc_batch.pipeline.refresh import refresh
 from marc_batch.store import Store
-from tests.model.conftest import SIZES, _save, tiny_model_config
+from tests.model.conftest import SIZES, tiny_model_config, word_tokenizer
 from tests.pipeline.test_backfill import edit_items
 from tests.reliability.helpers import check_snapshot, published
 from tests.reliability.runs import Outcome, config_data, file_bytes, run_checked
@@ -121,20 +116,9 @@ def test_corpus_case(
 
 def register_wider_model(root: Path, scratch: Path) -> str:
     """Register a k=16 encoder next to the tiny k=8 one and make it current."""
-    torch.manual_seed(1)
-    backbone_dir = _save(scratch / "bert-16", BertModel(BertConfig(**SIZES)))
-    config = tiny_model_config(backbone_dir, k=16)
-    backbone = Backbone.load(backbone_dir)
-    backbone.add_lora(config.lora)
-    staged = staging_dir(root)
-    save_artifact(
-        MarcEncoder(backbone, config),
-        staged,
-        str(backbone_dir),
-        weights_sha256(backbone_dir),
-        {"valid_auc": 0.5},
-    )
-    return Registry(root).register(staged)
+    backbone = random_bert(scratch / "bert-16", word_tokenizer(), SIZES, seed=1)
+    config = tiny_model_config(backbone, k=16)
+    return register_untrained(root, config, {"valid_auc": 0.5}, seed=1)
 
 
 def test_a_model_or_k_change_between_a_snapshot_and_its_parent(

@@ -24,11 +24,11 @@ def race(monkeypatch: pytest.MonkeyPatch, first, second, second_mode: str):
     waiting, go = threading.Event(), threading.Event()
     real = Transaction.commit
 
-    def gated(self, channel_names=("latest",)):
+    def gated(self, **record):
         if self.mode == second_mode and not go.is_set():
             waiting.set()
             assert go.wait(120)
-        return real(self, channel_names)
+        return real(self, **record)
 
     monkeypatch.setattr(Transaction, "commit", gated)
     outcome: dict[str, object] = {}

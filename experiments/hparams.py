@@ -7,10 +7,10 @@ downstream CTR model on the *validation* split only (seeds 0, 1, 2); the test sp
 never scored here. The frozen pass is shared by every run that adapts the same number
 of layers.
 
-    nice -n 10 .venv/bin/python benchmarks/hparams.py               # the whole grid
-    nice -n 10 .venv/bin/python benchmarks/hparams.py --run hsic    # one run
-    nice -n 10 .venv/bin/python benchmarks/hparams.py --run hsic --seed 1 --threads 1
-    .venv/bin/python benchmarks/hparams.py --table                  # runs.json as Markdown
+    nice -n 10 .venv/bin/python -m experiments.hparams               # the whole grid
+    nice -n 10 .venv/bin/python -m experiments.hparams --run hsic    # one run
+    nice -n 10 .venv/bin/python -m experiments.hparams --run hsic --seed 1 --threads 1
+    .venv/bin/python -m experiments.hparams --table                  # runs.json as Markdown
 
 ``--seed N`` (N > 0) trains with ``train.seed = N`` and names the run ``<name>-seedN``:
 training seeds move the result more than most settings do, so a setting is only read
@@ -80,7 +80,7 @@ def commands(name: str, changes: dict[str, object], work: Path) -> dict[str, str
     paths = f"MARC_BATCH_MODEL__REGISTRY={work}/{name}/models MARC_BATCH_STORE__ROOT={work}/store"
     train = f"{env} {paths}".strip()
     return {
-        "grid": f"nice -n 10 .venv/bin/python benchmarks/hparams.py --run {name}",
+        "grid": f"nice -n 10 .venv/bin/python -m experiments.hparams --run {name}",
         "train_equivalent": f"{train} marc-batch train --config {CONFIG} --json",
     }
 
@@ -134,7 +134,7 @@ def table(runs: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", action="append", choices=sorted(GRID), help="default: all")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/hparams-k64")
+    parser.add_argument("--out", type=Path, default=ROOT / "experiments/results/hparams-k64")
     parser.add_argument("--work", type=Path, default=Path("/tmp/hp"))
     parser.add_argument("--seed", type=int, default=0, help="training seed (train.seed)")
     parser.add_argument("--threads", type=int, help="torch CPU threads; default: all cores")
