@@ -18,19 +18,19 @@ import torch
 from prefect import flow, get_client, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-from prefect.concurrency.sync import concurrency
+from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run, task_run
 from prefect.states import State
 
 from flows.outcome import run_step, worth_retrying
 from flows.runners import gpu_request, task_runner
+from flows.slots import GPU_LIMIT, gpu_slot, reclaim_expired_slots
 from marc_batch.config import Config
 from marc_batch.encode.stats import EncodeStats
 from marc_batch.parameters import BackfillParameters, RefreshParameters
 from marc_batch.pipeline.shards import ShardJob, encode_job
 
-GPU_LIMIT = "gpu"
 R = TypeVar("R")
 
 
@@ -43,7 +43,8 @@ R = TypeVar("R")
     task_run_name="encode-{job.entity}-shard-{job.shard}",
 )
 def encode_shard(config: Config, model_version: str, job: ShardJob) -> EncodeStats:
-    with concurrency(GPU_LIMIT, occupy=1):
+    holder = ConcurrencyLeaseHolder(type="task_run", id=task_run.get_id())
+    with gpu_slot(config.flows, holder):
         stats = encode_job(config, model_version, job)
     get_run_logger().info(
         "%s shard %d: %d texts, %.0f texts/s, %.0f tokens/s, padding %.1f%%",
@@ -81,8 +82,10 @@ def ensure_gpu_limit(config: Config) -> None:
 def encode_shards(config: Config, model_version: str, jobs: list[ShardJob]) -> list[EncodeStats]:
     """Submit every shard at once; the runner and the ``gpu`` limit decide how many run at once."""
     ensure_gpu_limit(config)
+    reclaim_expired_slots()
+    task = encode_shard.with_options(timeout_seconds=config.flows.shard_timeout_seconds)
     with gpu_request(config.flows):
-        futures = encode_shard.map(unmapped(config), unmapped(model_version), jobs)
+        futures = task.map(unmapped(config), unmapped(model_version), jobs)
     return [future.result() for future in futures]
 
 

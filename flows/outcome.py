@@ -5,6 +5,7 @@ failed with the error's own message (what the UI, the worker log and the
 CLI show), and the published state is unchanged.
 """
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -20,12 +21,34 @@ def one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
+class UserErrorsInOneLine(logging.Filter):
+    """Prefect logs a failed task or flow with its traceback; a user error is its message alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], MarcBatchError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "prefect.engine")
+
+
+def quiet_user_errors() -> None:
+    """Install :class:`UserErrorsInOneLine` on Prefect's run loggers, once per process."""
+    for name in RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, UserErrorsInOneLine) for f in logger.filters):
+            logger.addFilter(UserErrorsInOneLine())
+
+
 def run_step(step: Callable[[], T], summarise: Callable[[T], None] | None = None) -> T | State:
     """The skeleton of every flow: ``step()``, then ``summarise`` its result.
 
     A user error becomes a Failed state carrying its one-line message (and no
-    summary); anything else is a bug and propagates as Prefect records it.
+    summary), and no log line shows a traceback for it; anything else is a
+    bug and propagates as Prefect records it.
     """
+    quiet_user_errors()
     try:
         result = step()
     except MarcBatchError as exc:

@@ -73,3 +73,7 @@ class CorruptFile(StoreError):
 
 class ArtifactError(MarcBatchError):
     """A model artifact is missing, incomplete, or does not match its recorded hashes."""
+
+
+class SlotUnavailable(MarcBatchError):
+    """No 'gpu' concurrency slot came free within ``flows.slot_wait_seconds``."""

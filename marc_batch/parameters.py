@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from marc_batch.config import Config, load_config
-from marc_batch.store.paths import CHANNEL_NAME
+from marc_batch.naming import CHANNEL_NAME
 
 CHANNEL = CHANNEL_NAME.pattern
 

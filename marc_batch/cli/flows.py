@@ -7,20 +7,26 @@ Prefect is imported only when a flow runs, so the other commands start fast.
 """
 
 import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from marc_batch.cli import reaper
 from marc_batch.cli.options import ConfigOption, JsonOption
 from marc_batch.errors import MarcBatchError
 from marc_batch.index import IndexReport
 from marc_batch.parameters import BackfillParameters, RefreshParameters
 
+T = TypeVar("T")
 FLOWS = "marc_batch.flows"  # the entry-point group pyproject.toml declares the flows in
 
 ModelOption = Annotated[str, typer.Option("--model", help="Model version, or 'current'.")]
@@ -32,13 +38,57 @@ ChannelOption = Annotated[
 def _prefect_defaults() -> None:
     """Settings for a local run, before Prefect is first imported (it reads them then).
 
-    Batch machines are often offline: without the first, the ephemeral server
-    logs a failed telemetry call as an error on every run. Prefect waits 20 s
-    for its ephemeral server; a busy batch machine can need longer. Explicit
-    settings in the environment win.
+    Leases on concurrency slots go to files under ``PREFECT_HOME``, so that the
+    lease of a run that died outlives its ephemeral server and can be revoked
+    by the next run (see ``flows/slots.py``). Batch machines are often
+    offline: without the second setting, the ephemeral server logs a failed
+    telemetry call as an error on every run. Prefect waits 20 s for its
+    ephemeral server; a busy batch machine can need longer. Explicit settings
+    in the environment win.
     """
+    os.environ.setdefault(
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE",
+        "prefect.server.concurrency.lease_storage.filesystem",
+    )
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    """End the run now, as a crash would: what it committed stands, the rest is re-done.
+
+    Waiting for Prefect to wind down would wait for shards still encoding or
+    waiting for a slot; a run told to stop must stop. Its slot's lease lapses
+    within ``flows.slot_lease_seconds``, and the watchdog stops its server.
+    """
+    sys.stderr.write(f"error: stopped by signal {signum}; re-run to finish the job\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)
+
+
+def _in_thread(call: Callable[[], T]) -> T:
+    """``call()`` on a worker thread, while the main thread stays free to take signals.
+
+    Run on the main thread, a flow installs Prefect's own SIGTERM handler,
+    which unwinds the flow and then waits for every task thread, including
+    one waiting an hour for a slot; :func:`_terminate` must run instead.
+    """
+    outcome: list = []
+
+    def target() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # handed to the main thread as it is
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=target, name="flow-run", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.5)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def run_flow(name: str, parameters: BaseModel) -> Any:
@@ -48,11 +98,14 @@ def run_flow(name: str, parameters: BaseModel) -> Any:
     found by its entry point, so the library never imports the flows package.
     """
     _prefect_defaults()
+    reaper.start()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _terminate)
     found = entry_points(group=FLOWS, name=name)
     if not found:
         raise MarcBatchError(f"flow {name!r} is not installed; reinstall marc-batch (make install)")
     flow = next(iter(found)).load()
-    state = flow(parameters, return_state=True)
+    state = _in_thread(lambda: flow(parameters, return_state=True))
     if state.is_completed():
         return state.result()
     failure = state.result(raise_on_failure=False)

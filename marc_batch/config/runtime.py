@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from marc_batch.naming import CHANNEL_NAME
+
 
 class EncodeConfig(BaseModel):
     """How texts are batched and run through the encoder."""
@@ -32,9 +34,25 @@ class FlowsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    channel: str = Field("latest", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    channel: str = Field("latest", pattern=CHANNEL_NAME.pattern)
     nightly_cron: str = "0 2 * * *"
     runner: Literal["threads", "dask", "ray"] = "threads"
     workers: int = Field(2, ge=1, description="Threads, or local cluster processes.")
     cluster_address: str | None = Field(None, description="An existing Dask or Ray cluster.")
     gpus_per_task: float = Field(0.0, ge=0.0, description="Ray only: GPUs reserved per task.")
+    slot_lease_seconds: float = Field(
+        60.0,
+        ge=60.0,  # the shortest lease a Prefect server grants
+        description="A shard holds its 'gpu' slot by a lease it renews; if its process dies, "
+        "the slot is free again this long after the last renewal.",
+    )
+    slot_wait_seconds: float = Field(
+        3600.0,
+        gt=0.0,
+        description="How long a shard waits for a 'gpu' slot before the run fails.",
+    )
+    shard_timeout_seconds: float | None = Field(
+        None,
+        gt=0.0,
+        description="A shard still encoding after this long is stopped and retried (unset: none).",
+    )

@@ -27,6 +27,7 @@ from marc_batch.pipeline.checkpoints import Checkpoints, shard_key
 from marc_batch.pipeline.encoders import entity_runtime
 from marc_batch.store import Transaction
 from marc_batch.store.backends import open_backend
+from marc_batch.store.failpoints import SHARD_ENCODED, failpoint
 from marc_batch.store.reader import embedding_matrix
 from marc_batch.tracing import traced
 
@@ -88,6 +89,7 @@ def encode_job(config: Config, model_version: str, job: ShardJob) -> EncodeStats
         return EncodeStats()
     runtime = entity_runtime(config, model_version, job.entity)
     rows, stats = encode_rows(runtime, checkpoints.texts(job.key))
+    failpoint(SHARD_ENCODED)
     checkpoints.save(job.key, rows)
     return stats
 

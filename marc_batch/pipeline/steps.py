@@ -36,11 +36,12 @@ def model_transaction(
     """A transaction for embeddings made by a registered model version (pinned by its hash)."""
     registry = Registry(Path(config.model.registry))
     version = registry.resolve(model_version)
+    artifact = registry.config(version)  # a missing or broken artifact is one clear error
     return Transaction(
         Store(config.store),
         model_version=version,
         model_sha256=file_sha256(registry.path(version) / MANIFEST),
-        k=registry.config(version).model.k,
+        k=artifact.model.k,
         normalization="l2",
         run_id=run_id,
         mode=mode,

@@ -21,6 +21,8 @@ COMMIT_STEPS = (
     "channel.staged",  # the new pointer is staged but not yet renamed in (local only)
     "channel.swapped",  # the channel points at its new target; the caller is never told
 )
+# Outside the commit: a shard's rows are encoded, not yet saved; its task holds a 'gpu' slot.
+SHARD_ENCODED = "shard.encoded"
 
 
 def failpoint(name: str) -> None:

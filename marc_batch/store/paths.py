@@ -12,6 +12,7 @@ import uuid
 
 from marc_batch.entities import ENTITIES, Entity
 from marc_batch.errors import ManifestError
+from marc_batch.naming import CHANNEL_NAME, RUN_ID
 
 MANIFESTS = "_manifests"
 CHANNELS = "_channels"
@@ -22,8 +23,6 @@ CHECKPOINTS = "_checkpoints"  # shard inputs and results of runs in progress (or
 STAGING_MARK = "_staging-"
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_=+-][A-Za-z0-9_.=+-]*$")
-CHANNEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.=+-]{0,127}$")
 _MANIFEST_NAME = re.compile(r"^v(\d{12})\.json$")
 
 

@@ -4,13 +4,11 @@ Both ``marc-batch train`` and the ``train-model`` flow go through here, so a
 model reaches the registry the same way whichever started it.
 """
 
-import shutil
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from marc_batch.config import Config
-from marc_batch.model.artifact import save_artifact, staging_dir
 from marc_batch.model.registry import Registry
 from marc_batch.train.recipe import prepare, train_variant
 from marc_batch.train.trainer import progress_bar
@@ -39,22 +37,17 @@ def train_and_register(
     with progress_bar() as progress:
         prepared = prepare(config, progress)
     encoder, _, result = train_variant(prepared, config.model, checkpoint_dir, resume)
-    staged = staging_dir(registry.root)
-    try:
-        save_artifact(
-            encoder,
-            staged,
-            base_backbone=config.model.backbone,
-            base_sha256=prepared.base_sha256,
-            metrics={
-                SELECTION_METRIC: round(result.best_valid_auc, 6),
-                "best_epoch": result.best_epoch,
-                "train_seconds": round(result.seconds, 1),
-            },
-        )
-        version = registry.register(staged, make_current=make_current)
-    finally:
-        shutil.rmtree(staged.parent, ignore_errors=True)
+    version = registry.add(
+        encoder,
+        config.model.backbone,
+        prepared.base_sha256,
+        metrics={
+            SELECTION_METRIC: round(result.best_valid_auc, 6),
+            "best_epoch": result.best_epoch,
+            "train_seconds": round(result.seconds, 1),
+        },
+        make_current=make_current,
+    )
     return TrainSummary(
         version=version,
         path=str(registry.path(version)),
