@@ -28,6 +28,7 @@ from marc_batch.errors import StoreError
 from marc_batch.index import IndexReport
 from marc_batch.pipeline.checkpoints import Checkpoints
 from marc_batch.pipeline.indexes import StagedIndex, restage_index
+from marc_batch.pipeline.publish import finish_publish
 from marc_batch.pipeline.shards import (
     ShardRunner,
     collect_shards,
@@ -74,7 +75,12 @@ class BackfillReport(BaseModel):
 
 
 def _parent(store: Store, channel: str) -> Manifest:
-    """The newest version, which the channel must be showing (or the channel is new)."""
+    """The newest version, which the channel must be showing (or the channel is new).
+
+    A newest version that a crashed run committed but never published is
+    published first; one the channel was rolled back from is refused.
+    """
+    finish_publish(store, channel)
     parent = store.head()
     if parent is None:
         raise StoreError("nothing to backfill: the store has no snapshot yet; run a refresh first")
@@ -82,7 +88,8 @@ def _parent(store: Store, channel: str) -> Manifest:
     if found is not None and found[0].version != parent.version:
         raise StoreError(
             f"channel {channel!r} shows version {found[0].version} but the newest is "
-            f"{parent.version}; a backfill builds on the newest: publish it or run a refresh"
+            f"{parent.version}, which it was moved back from; a backfill builds on the "
+            "newest: publish it or run a refresh"
         )
     return parent
 
@@ -169,6 +176,7 @@ def backfill(
             quality=_quality(parent, indexes, kept),
             quarantine=quarantine_counts({e.table: table for e, table in tables.items()}),
             conservation=conservation,
+            channel=channel,
         )
     publish_run(store, manifest, channel, checkpoints, jobs)
     return report.model_copy(

@@ -27,6 +27,30 @@ def promote_new(store: Store, manifest: Manifest, channel: str) -> None:
     channels.advance(store.backend, channel, verified(store, manifest))
 
 
+def finish_publish(store: Store, channel: str) -> Manifest | None:
+    """Publish the newest version if a run committed it but died before moving ``channel``.
+
+    A run commits, then verifies and moves its channel; killed in between, it
+    leaves the channel one version behind the store. That version is
+    published here (verified first) and returned. A version the channel was
+    rolled back from, or showed before, was withdrawn on purpose and stays
+    unpublished (None), as does a version meant for another channel, and
+    everything when the channel is up to date.
+    """
+    head = store.head()
+    found = channels.read_channel(store.backend, channel)
+    if head is None or found is None or found[0].version >= head.version:
+        return None
+    if head.channel != channel:
+        return None
+    pointer = found[0]
+    skipped = range(pointer.version + 1, head.version + 1)
+    if any(v in pointer.rolled_back or v in pointer.history for v in skipped):
+        return None
+    promote_new(store, head, channel)
+    return head
+
+
 def publish(store: Store, ref: str | int, channel: str, expected: int | None = None) -> Manifest:
     """Point ``channel`` at ``ref`` after verifying it; with ``expected``, compare-and-swap."""
     target = verified(store, store.resolve(ref))

@@ -80,6 +80,7 @@ def refresh(
             quality=quality,
             quarantine=steps.quarantine_counts(ingested.tables),
             conservation=steps.check_conservation(ingested.entity_tables(), rows),
+            channel=channel,
         )
     steps.publish_run(txn.store, manifest, channel, checkpoints, jobs)
     return RefreshReport(

@@ -32,6 +32,11 @@ class ChannelPointer(BaseModel):
     snapshot_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     updated_at: datetime
     history: list[int] = Field(default_factory=list, description="Earlier targets, newest first.")
+    rolled_back: list[int] = Field(
+        default_factory=list,
+        description="Versions this channel was rolled back from, newest first: deliberately "
+        "withdrawn, so no run publishes them again on its own.",
+    )
 
 
 def read_channel(backend: Backend, name: str) -> tuple[ChannelPointer, str] | None:
@@ -60,13 +65,16 @@ def list_channels(backend: Backend) -> dict[str, ChannelPointer]:
     return channels
 
 
-def _pointer(name: str, target: Manifest, history: list[int]) -> bytes:
+def _pointer(
+    name: str, target: Manifest, history: list[int], current: ChannelPointer | None
+) -> bytes:
     pointer = ChannelPointer(
         channel=name,
         version=target.version,
         snapshot_id=target.snapshot_id,
         updated_at=utc_now(),
         history=history[:HISTORY_LENGTH],
+        rolled_back=[] if current is None else current.rolled_back[:HISTORY_LENGTH],
     )
     return pointer.model_dump_json().encode("utf-8")
 
@@ -93,7 +101,7 @@ def advance(backend: Backend, name: str, target: Manifest) -> bool:
         if current is not None and current.version >= target.version:
             return False
         try:
-            _swap(backend, name, _pointer(name, target, _pushed(current)), tag)
+            _swap(backend, name, _pointer(name, target, _pushed(current), current), tag)
         except ChannelConflict:
             continue
         failpoint("channel.swapped")
@@ -107,7 +115,7 @@ def move(backend: Backend, name: str, target: Manifest, expected: int | None = N
     if expected is not None and (current is None or current.version != expected):
         now = "nothing" if current is None else f"version {current.version}"
         raise ChannelConflict(f"channel {name!r} points at {now}, not version {expected}")
-    _swap(backend, name, _pointer(name, target, _pushed(current)), tag)
+    _swap(backend, name, _pointer(name, target, _pushed(current), current), tag)
     failpoint("channel.swapped")
 
 
@@ -122,6 +130,7 @@ def rollback(backend: Backend, name: str, load: Callable[[int], Manifest]) -> Ma
         raise SnapshotNotFound(f"channel {name!r} has no earlier target to roll back to")
     position = earlier[0]
     target = load(current.history[position])
-    _swap(backend, name, _pointer(name, target, current.history[position + 1 :]), tag)
+    withdrawn = current.model_copy(update={"rolled_back": [current.version, *current.rolled_back]})
+    _swap(backend, name, _pointer(name, target, current.history[position + 1 :], withdrawn), tag)
     failpoint("channel.swapped")
     return target

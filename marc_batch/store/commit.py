@@ -214,13 +214,15 @@ class Transaction:
         quality: Mapping[str, float] | None = None,
         quarantine: Mapping[str, int] | None = None,
         conservation: Mapping[Entity, Conservation] | None = None,
+        channel: str | None = None,
     ) -> Manifest:
         """Commit the snapshot with what its manifest records; returns the manifest.
 
         ``indexes`` are the index files it lists (see :meth:`write_index`),
         ``quality`` its metrics, ``quarantine`` the refused rows per
         ``table.REASON`` and ``conservation`` each entity's rows in = embedded +
-        quarantined, which a full snapshot's row counts must agree with.
+        quarantined, which a full snapshot's row counts must agree with;
+        ``channel`` the channel the caller will publish it to.
         No channel moves: publishing is a separate, verified step.
         """
         record = {
@@ -228,6 +230,7 @@ class Transaction:
             "quality": dict(quality or {}),
             "quarantine": dict(quarantine or {}),
             "conservation": dict(conservation or {}),
+            "channel": channel,
         }
         try:
             change = self._finish_files()

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from marc_batch.config.loader import describe_validation_error
 from marc_batch.entities import Entity
 from marc_batch.errors import ManifestError
+from marc_batch.naming import CHANNEL_NAME
 from marc_batch.store.paths import check_relative
 
 FORMAT_VERSION = 1
@@ -116,6 +117,12 @@ class Manifest(BaseModel):
     parent_snapshot_id: str | None = Field(None, pattern=r"^[0-9a-f]{32}$")
     created_at: datetime
     run_id: str | None = Field(None, description="The Prefect flow run that produced it.")
+    channel: str | None = Field(
+        None,
+        pattern=CHANNEL_NAME.pattern,
+        description="The channel the run that committed it publishes to: a re-run of that "
+        "run publishes it if the run died before it could.",
+    )
     operation: Literal["overwrite", "incremental", "compaction"] = Field(
         description="overwrite: all rows new; incremental: parent's files plus changes; "
         "compaction: the parent's live rows rewritten, content unchanged."
@@ -162,7 +169,7 @@ class Manifest(BaseModel):
     def to_json(self) -> bytes:
         # Without figures the field is left out, so readers that predate it can still
         # read store-level commits (they refuse unknown fields).
-        exclude = None if self.conservation else {"conservation"}
+        exclude = {name for name in ("conservation", "channel") if not getattr(self, name)} or None
         return self.model_dump_json(indent=2, exclude=exclude).encode("utf-8") + b"\n"
 
 

@@ -10,7 +10,9 @@ import marc_batch.pipeline.shards as shards_module
 from marc_batch.errors import SourceError, StoreError
 from marc_batch.index.build import normalised
 from marc_batch.pipeline.backfill import backfill
+from marc_batch.pipeline.publish import rollback
 from marc_batch.pipeline.refresh import refresh
+from marc_batch.pipeline.steps import model_transaction
 from marc_batch.store import Store, open_snapshot
 from marc_batch.store.channels import read_channel
 from marc_batch.store.validate import validate
@@ -129,3 +131,29 @@ def test_backfill_refuses_what_it_cannot_build_on(tmp_path: Path, registry: Path
         backfill(config, channel="latest")
     with pytest.raises(SourceError, match=r"parquet or \.csv"):
         backfill(config, items=tmp_path / "items.json", channel="staging")
+
+
+def test_a_committed_unpublished_version_is_published_but_a_rolled_back_one_is_not(
+    tmp_path: Path, registry: Path
+) -> None:
+    config = config_for(tmp_path, registry)
+    store = Store(config.store)
+    refresh(config)
+    edit_items(tmp_path / "catalogue" / "items.csv")
+    backfill(config)
+    # Version 3: committed for 'latest' by a run that died before moving the channel.
+    txn = model_transaction(config, "current", "crashed-run", mode="incremental")
+    txn.delete("item", ["7"])
+    txn.commit(channel="latest")
+    assert read_channel(store.backend, "latest")[0].version == 2
+
+    # The re-run publishes version 3 (verified) before it builds on it: item 7 comes back.
+    assert backfill(config).version == 4
+    pointer = read_channel(store.backend, "latest")[0]
+    assert (pointer.version, pointer.history[:2]) == (4, [3, 2])
+
+    rollback(store, "latest")
+    assert read_channel(store.backend, "latest")[0].rolled_back == [4]
+    with pytest.raises(StoreError, match="shows version 3 but the newest is 4, which it was moved"):
+        backfill(config)
+    assert read_channel(store.backend, "latest")[0].version == 3
