@@ -22,15 +22,19 @@ _LAST_MICROS = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 _MICROS_PER = {"s": 1_000_000, "ms": 1_000, "us": 1}
 
 
+_TEXT_TYPES = (
+    pa.types.is_string,
+    pa.types.is_large_string,
+    pa.types.is_binary,
+    pa.types.is_large_binary,
+    pa.types.is_string_view,
+    pa.types.is_binary_view,
+)
+
+
 def is_text(dtype: pa.DataType) -> bool:
-    return (
-        pa.types.is_string(dtype)
-        or pa.types.is_large_string(dtype)
-        or pa.types.is_binary(dtype)
-        or pa.types.is_large_binary(dtype)
-        or pa.types.is_string_view(dtype)
-        or pa.types.is_binary_view(dtype)
-    )
+    """Strings or bytes in any Arrow layout: the columns whose UTF-8 and size are checked."""
+    return any(check(dtype) for check in _TEXT_TYPES)
 
 
 def _utf8_valid(binary: pa.ChunkedArray) -> np.ndarray:
