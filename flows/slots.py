@@ -37,8 +37,14 @@ FILE_LEASES = "prefect.server.concurrency.lease_storage.filesystem"
 
 
 def leases_are_local() -> bool:
-    """Whether leases live in files this process can read (the CLI's setting, see above)."""
-    return get_current_settings().server.concurrency.lease_storage == FILE_LEASES
+    """Whether the API is this process's own ephemeral server, keeping leases in files.
+
+    Only then are the database and the lease files this process sees the ones
+    the server uses; a run against a real server (``PREFECT_API_URL``) leaves
+    leases to that server.
+    """
+    settings = get_current_settings()
+    return settings.api.url is None and settings.server.concurrency.lease_storage == FILE_LEASES
 
 
 async def _reclaim() -> int:

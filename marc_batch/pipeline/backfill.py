@@ -28,7 +28,7 @@ from marc_batch.errors import StoreError
 from marc_batch.index import IndexReport
 from marc_batch.pipeline.checkpoints import Checkpoints
 from marc_batch.pipeline.indexes import StagedIndex, restage_index
-from marc_batch.pipeline.publish import finish_publish
+from marc_batch.pipeline.publish import finish_publish, withheld
 from marc_batch.pipeline.shards import (
     ShardRunner,
     collect_shards,
@@ -77,8 +77,13 @@ class BackfillReport(BaseModel):
 def _parent(store: Store, channel: str) -> Manifest:
     """The newest version, which the channel must be showing (or the channel is new).
 
-    A newest version that a crashed run committed but never published is
-    published first; one the channel was rolled back from is refused.
+    A backfill diffs against one snapshot, and readers of the channel must get
+    exactly that snapshot plus the change. A newest version that a crashed run
+    committed for this channel but never published is published first
+    (verified, see :func:`finish_publish`), so the re-run finishes that job;
+    one the channel was rolled back from, or that is not this channel's, is
+    refused: building on it would publish it behind the back of whoever
+    withdrew it.
     """
     finish_publish(store, channel)
     parent = store.head()
@@ -86,10 +91,12 @@ def _parent(store: Store, channel: str) -> Manifest:
         raise StoreError("nothing to backfill: the store has no snapshot yet; run a refresh first")
     found = read_channel(store.backend, channel)
     if found is not None and found[0].version != parent.version:
+        pointer = found[0]
+        why = withheld(pointer, parent) or "which it has not been moved to"
         raise StoreError(
-            f"channel {channel!r} shows version {found[0].version} but the newest is "
-            f"{parent.version}, which it was moved back from; a backfill builds on the "
-            "newest: publish it or run a refresh"
+            f"channel {channel!r} shows version {pointer.version} but the newest is "
+            f"{parent.version}, {why}; a backfill builds on the newest: publish version "
+            f"{parent.version} or run a refresh"
         )
     return parent
 

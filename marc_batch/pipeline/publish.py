@@ -3,15 +3,18 @@
 Ranking teams read whatever a channel points at, so before ``prod`` moves
 (forward to a new snapshot, or back to the one before) every file of the
 target is re-read against its manifest. A corrupt target leaves the channel
-where it was.
+where it was. A re-run of a run that committed but died before moving its
+channel publishes that commit the same way (:func:`finish_publish`).
 """
 
 from marc_batch.errors import CorruptFile, SnapshotNotFound
 from marc_batch.store import Manifest, Store, channels
+from marc_batch.store.channels import ChannelPointer
 from marc_batch.store.validate import validate
 
 
 def verified(store: Store, manifest: Manifest) -> Manifest:
+    """``manifest``, once every file it lists was re-read and matched; else one-line CorruptFile."""
     problems = validate(store, manifest)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
@@ -19,36 +22,55 @@ def verified(store: Store, manifest: Manifest) -> Manifest:
     return manifest
 
 
-def promote_new(store: Store, manifest: Manifest, channel: str) -> None:
+def promote_new(store: Store, manifest: Manifest, channel: str) -> bool:
     """Move ``channel`` forward to a just-committed version, once every byte is verified.
 
-    Forward only: if a newer version reached the channel meanwhile, it stays.
+    Forward only: if a newer version reached the channel meanwhile, it stays
+    (False), as it does if the channel was rolled back from this version.
     """
-    channels.advance(store.backend, channel, verified(store, manifest))
+    return channels.advance(store.backend, channel, verified(store, manifest))
+
+
+def withheld(pointer: ChannelPointer, head: Manifest) -> str | None:
+    """Why ``head``, newer than ``pointer`` shows, is not for a re-run to publish; None if it is.
+
+    Versions are linear, so publishing ``head`` also passes every version
+    between: none of them may be one the channel was rolled back from, or
+    showed and was moved back from (those were withdrawn on purpose), and
+    ``head`` itself must have been committed by a run publishing to this
+    channel (another channel's, or one from a compaction or an older release
+    that names none, is someone else's decision).
+    """
+    skipped = range(pointer.version + 1, head.version + 1)
+    rolled = [v for v in skipped if v in pointer.rolled_back]
+    if rolled:
+        return f"and it was rolled back from version {rolled[0]}"
+    moved = [v for v in skipped if v in pointer.history]
+    if moved:
+        return f"and it was moved back from version {moved[0]}"
+    if head.channel is None:
+        return "which names no channel to publish to (a compaction, or an older release)"
+    if head.channel != pointer.channel:
+        return f"which was committed for channel {head.channel!r}"
+    return None
 
 
 def finish_publish(store: Store, channel: str) -> Manifest | None:
-    """Publish the newest version if a run committed it but died before moving ``channel``.
+    """Publish the store's head if a run committed it for ``channel`` but died before moving it.
 
     A run commits, then verifies and moves its channel; killed in between, it
-    leaves the channel one version behind the store. That version is
-    published here (verified first) and returned. A version the channel was
-    rolled back from, or showed before, was withdrawn on purpose and stays
-    unpublished (None), as does a version meant for another channel, and
-    everything when the channel is up to date.
+    leaves the channel behind the store. The head is published here (verified
+    byte for byte first) and returned, unless :func:`withheld` says it was
+    withdrawn or is not this channel's. None too when the channel does not
+    exist yet or is up to date.
     """
     head = store.head()
     found = channels.read_channel(store.backend, channel)
     if head is None or found is None or found[0].version >= head.version:
         return None
-    if head.channel != channel:
+    if withheld(found[0], head) is not None:
         return None
-    pointer = found[0]
-    skipped = range(pointer.version + 1, head.version + 1)
-    if any(v in pointer.rolled_back or v in pointer.history for v in skipped):
-        return None
-    promote_new(store, head, channel)
-    return head
+    return head if promote_new(store, head, channel) else None
 
 
 def publish(store: Store, ref: str | int, channel: str, expected: int | None = None) -> Manifest:

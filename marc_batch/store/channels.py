@@ -5,7 +5,11 @@ writers can never both think they moved it. Publishing only ever moves a
 channel forward (a slower publisher that finds a newer version there leaves
 it alone); ``promote`` and ``rollback`` move it anywhere, but fail with
 :class:`ChannelConflict` if someone else moved it in between. Each pointer
-remembers where it pointed before, which is what ``rollback`` returns to.
+remembers where it pointed before, which is what ``rollback`` returns to, and
+the versions it was rolled back from: those were withdrawn on purpose, so
+publishing forward never returns to one (only an explicit ``move`` does),
+and a re-run of a crashed run can tell "committed but never published" (which
+it publishes) from "withdrawn" (which it leaves alone).
 """
 
 import json
@@ -25,6 +29,8 @@ HISTORY_LENGTH = 50
 
 
 class ChannelPointer(BaseModel):
+    """A channel's pointer file: where it points now, where before, and what was withdrawn."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     channel: str
@@ -65,22 +71,24 @@ def list_channels(backend: Backend) -> dict[str, ChannelPointer]:
     return channels
 
 
-def _pointer(
-    name: str, target: Manifest, history: list[int], current: ChannelPointer | None
-) -> bytes:
+def _pointer(name: str, target: Manifest, history: list[int], rolled_back: list[int]) -> bytes:
     pointer = ChannelPointer(
         channel=name,
         version=target.version,
         snapshot_id=target.snapshot_id,
         updated_at=utc_now(),
         history=history[:HISTORY_LENGTH],
-        rolled_back=[] if current is None else current.rolled_back[:HISTORY_LENGTH],
+        rolled_back=rolled_back[:HISTORY_LENGTH],
     )
     return pointer.model_dump_json().encode("utf-8")
 
 
 def _pushed(current: ChannelPointer | None) -> list[int]:
     return [] if current is None else [current.version, *current.history]
+
+
+def _withdrawn(current: ChannelPointer | None) -> list[int]:
+    return [] if current is None else list(current.rolled_back)
 
 
 def _swap(backend: Backend, name: str, data: bytes, tag: str | None) -> None:
@@ -94,14 +102,23 @@ def _swap(backend: Backend, name: str, data: bytes, tag: str | None) -> None:
 
 
 def advance(backend: Backend, name: str, target: Manifest) -> bool:
-    """Move ``name`` forward to ``target``; False if it already points at a newer version."""
+    """Move ``name`` forward to ``target``; False if it already points at a newer version.
+
+    Also False for a version ``name`` was rolled back from: checked on every
+    compare-and-swap attempt, so a re-run publishing a crashed run's commit
+    never undoes a rollback that lands while it verifies. Versions skipped on
+    the way (committed, never shown) are simply passed.
+    """
     while True:
         found = read_channel(backend, name)
         current, tag = found if found else (None, None)
-        if current is not None and current.version >= target.version:
+        if current is not None and (
+            current.version >= target.version or target.version in current.rolled_back
+        ):
             return False
+        pointer = _pointer(name, target, _pushed(current), _withdrawn(current))
         try:
-            _swap(backend, name, _pointer(name, target, _pushed(current), current), tag)
+            _swap(backend, name, pointer, tag)
         except ChannelConflict:
             continue
         failpoint("channel.swapped")
@@ -109,18 +126,25 @@ def advance(backend: Backend, name: str, target: Manifest) -> bool:
 
 
 def move(backend: Backend, name: str, target: Manifest, expected: int | None = None) -> None:
-    """Point ``name`` at ``target``; with ``expected``, only if it still points there."""
+    """Point ``name`` at ``target``; with ``expected``, only if it still points there.
+
+    An explicit move is deliberate, so ``target`` is no longer withdrawn if it was.
+    """
     found = read_channel(backend, name)
     current, tag = found if found else (None, None)
     if expected is not None and (current is None or current.version != expected):
         now = "nothing" if current is None else f"version {current.version}"
         raise ChannelConflict(f"channel {name!r} points at {now}, not version {expected}")
-    _swap(backend, name, _pointer(name, target, _pushed(current), current), tag)
+    withdrawn = [v for v in _withdrawn(current) if v != target.version]
+    _swap(backend, name, _pointer(name, target, _pushed(current), withdrawn), tag)
     failpoint("channel.swapped")
 
 
 def rollback(backend: Backend, name: str, load: Callable[[int], Manifest]) -> Manifest:
-    """Point ``name`` back at its previous target, forgetting the target it leaves."""
+    """Point ``name`` back at its previous target, forgetting the target it leaves.
+
+    The version left is remembered in ``rolled_back``, so no re-run publishes it again.
+    """
     found = read_channel(backend, name)
     if found is None:
         raise SnapshotNotFound(f"no channel {name!r}")
@@ -130,7 +154,7 @@ def rollback(backend: Backend, name: str, load: Callable[[int], Manifest]) -> Ma
         raise SnapshotNotFound(f"channel {name!r} has no earlier target to roll back to")
     position = earlier[0]
     target = load(current.history[position])
-    withdrawn = current.model_copy(update={"rolled_back": [current.version, *current.rolled_back]})
+    withdrawn = [current.version, *current.rolled_back]
     _swap(backend, name, _pointer(name, target, current.history[position + 1 :], withdrawn), tag)
     failpoint("channel.swapped")
     return target

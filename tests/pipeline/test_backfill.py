@@ -10,7 +10,7 @@ import marc_batch.pipeline.shards as shards_module
 from marc_batch.errors import SourceError, StoreError
 from marc_batch.index.build import normalised
 from marc_batch.pipeline.backfill import backfill
-from marc_batch.pipeline.publish import rollback
+from marc_batch.pipeline.publish import publish, rollback
 from marc_batch.pipeline.refresh import refresh
 from marc_batch.pipeline.steps import model_transaction
 from marc_batch.store import Store, open_snapshot
@@ -125,7 +125,7 @@ def test_backfill_refuses_what_it_cannot_build_on(tmp_path: Path, registry: Path
     refresh(config)
     edit_items(tmp_path / "catalogue" / "items.csv")
     backfill(config, channel="staging")
-    with pytest.raises(StoreError, match="builds on the newest"):
+    with pytest.raises(StoreError, match="committed for channel 'staging'; a backfill builds on"):
         store = Store(config.store)
         assert read_channel(store.backend, "staging")[0].version == 2
         backfill(config, channel="latest")
@@ -133,7 +133,7 @@ def test_backfill_refuses_what_it_cannot_build_on(tmp_path: Path, registry: Path
         backfill(config, items=tmp_path / "items.json", channel="staging")
 
 
-def test_a_committed_unpublished_version_is_published_but_a_rolled_back_one_is_not(
+def test_a_version_committed_but_never_published_is_published_by_the_rerun(
     tmp_path: Path, registry: Path
 ) -> None:
     config = config_for(tmp_path, registry)
@@ -150,10 +150,28 @@ def test_a_committed_unpublished_version_is_published_but_a_rolled_back_one_is_n
     # The re-run publishes version 3 (verified) before it builds on it: item 7 comes back.
     assert backfill(config).version == 4
     pointer = read_channel(store.backend, "latest")[0]
-    assert (pointer.version, pointer.history[:2]) == (4, [3, 2])
+    assert (pointer.version, pointer.history[:2], pointer.rolled_back) == (4, [3, 2], [])
 
+
+def test_a_rolled_back_channel_still_makes_backfill_refuse(tmp_path: Path, registry: Path) -> None:
+    config = config_for(tmp_path, registry)
+    store = Store(config.store)
+    refresh(config)
+    edit_items(tmp_path / "catalogue" / "items.csv")
+    backfill(config)
     rollback(store, "latest")
-    assert read_channel(store.backend, "latest")[0].rolled_back == [4]
-    with pytest.raises(StoreError, match="shows version 3 but the newest is 4, which it was moved"):
+    assert read_channel(store.backend, "latest")[0].rolled_back == [2]
+
+    # Version 2 was withdrawn on purpose: no re-run publishes it or builds on it.
+    with pytest.raises(StoreError) as refused:
         backfill(config)
-    assert read_channel(store.backend, "latest")[0].version == 3
+    assert str(refused.value) == (
+        "channel 'latest' shows version 1 but the newest is 2, and it was rolled back from "
+        "version 2; a backfill builds on the newest: publish version 2 or run a refresh"
+    )
+    assert read_channel(store.backend, "latest")[0].version == 1
+
+    # Publishing it again is deliberate: it is no longer withdrawn, and a backfill builds on it.
+    publish(store, 2, "latest")
+    assert read_channel(store.backend, "latest")[0].rolled_back == []
+    assert not backfill(config).committed

@@ -36,11 +36,12 @@ def campaign_section(entries: list[dict]) -> list[str]:
         "## Random-kill campaign",
         "",
         "Real `marc-batch refresh` commands on one persistent Prefect home and one store,",
-        "each SIGKILLed at a seeded random moment (uniform over an uninterrupted run's",
-        "duration); after every kill, `snapshots validate` on every channel, a reader in",
-        "another process and a comparison with an uninterrupted run; then a final run that",
-        "must complete. A slot counts as leaked when a run gave up waiting for it or waited",
-        "longer than a dead holder's lease (60 s, Prefect's floor) plus one poll.",
+        "each SIGKILLed at a seeded random moment of an uninterrupted run's duration (two",
+        "in three after its flow began, the rest anywhere: most of a run is imports and the",
+        "server's start); after every kill, `snapshots validate` on every channel, a reader",
+        "in another process and a comparison with an uninterrupted run; then a final run",
+        "that must complete. A slot counts as leaked when a run gave up waiting for it or",
+        "waited longer than a dead holder's lease (60 s, Prefect's floor) plus one poll.",
         "",
     ]
     for e in entries:
@@ -50,6 +51,10 @@ def campaign_section(entries: list[dict]) -> list[str]:
                 ["figure", "value"],
                 [
                     ["kills (seed)", f"{e['kills']} ({e['seed']})"],
+                    [
+                        "uninterrupted run: flow began at, ended at (s)",
+                        f"{e.get('flow_began_at', 0):.0f}, {e['typical_seconds']:.0f}",
+                    ],
                     ["state each killed run left", states or "-"],
                     ["runs started (first uninterrupted one included)", e["runs"]],
                     ["re-runs that ended by themselves and finished", e["reruns_finished"]],
