@@ -8,7 +8,7 @@ UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
 # The torch pin lives in pyproject.toml only.
 TORCH := $(shell grep -o '"torch==[^"]*"' pyproject.toml | tr -d '"')
 
-.PHONY: install demo test lint schemas bench bench-quick bench-ingest reliability clean
+.PHONY: install demo test lint schemas bench bench-quick bench-ingest reliability gpu-carry clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ reliability: install
 	status=$$?; \
 	$(BIN)/python -m tests.reliability.report benchmarks/results/reliability.json \
 		benchmarks/results/reliability.md && exit $$status
+
+# The wheels the GPU suite needs that the GPU machine lacks (benchmarks/GPU.md): .gpu-carry/,
+# copied along with the repository; prints its size and the whole copied tree's.
+gpu-carry: install
+	$(BIN)/python -m benchmarks.gpu_carry
 
 clean:
 	rm -rf $(VENV) marc-store .pytest_cache .ruff_cache

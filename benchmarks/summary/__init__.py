@@ -55,6 +55,7 @@ SECTIONS: list[Section] = [
     Section(("validate_1m.json",), figures.validate),
     Section(("store_1m.json",), figures.store),
     Section(("store_1m_float16.json",), figures.store),
+    Section(("gpu/gpu.json",), figures.gpu, committed=True),
 ]
 
 

@@ -5,6 +5,7 @@ model, the vectors, the queries) are quoted whole under Sources, never
 taken apart here.
 """
 
+from benchmarks import gpu_report
 from benchmarks.summary.table import Goal, Part, Row, Table, percent, seconds, share
 
 SPEEDUP = Goal(">=", 1.3, "speedup >= 1.3")
@@ -168,3 +169,11 @@ def store(data: dict) -> Part:
         machine=data["machine"],
     )
     return Part([row])
+
+
+def gpu(data: dict) -> Part:
+    """The GPU suite's table (benchmarks/GPU.md) as its report renders it; smoke runs add none."""
+    if data.get("mode") != "full":
+        return Part()
+    rows = [[*row, gpu_report.machine(data)] for row in gpu_report.rows_of(data)]
+    return Part(tables=[Table("GPU suite (benchmarks/GPU.md)", gpu_report.HEADER, rows)])

@@ -8,6 +8,8 @@ for the rest of the run and retries the failed batch in halves; results
 are written back by position, so the output does not depend on batching.
 """
 
+import contextlib
+import gc
 import queue
 import threading
 import time
@@ -104,31 +106,36 @@ class EncoderRuntime:
             yield item
 
     def _run(self, input_ids: torch.Tensor, mask: torch.Tensor, stats: EncodeStats) -> torch.Tensor:
-        """Forward one batch; on out-of-memory, halve the budget and retry in halves."""
-        try:
+        """Forward one batch; on out-of-memory, halve the budget and retry in halves.
+
+        The retry runs after the exception is gone, not in an ``except`` block: while
+        one is handled, its traceback keeps the failed forward's frames alive, and with
+        them every activation it had allocated, so the halves would not fit either.
+        """
+        with contextlib.suppress(torch.OutOfMemoryError):
             with torch.inference_mode():
                 out = self.embedder.embed(
                     input_ids.to(self.device, non_blocking=True),
                     mask.to(self.device, non_blocking=True),
                 )
             return out.float().cpu()
-        except torch.OutOfMemoryError:
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
-            if len(input_ids) == 1:
-                raise EncodeError(
-                    f"one text of {int(mask.sum())} tokens does not fit in device memory; "
-                    "lower encode.max_length"
-                ) from None
-            stats.oom_retries += 1
-            self.token_budget = max(1, self.token_budget // 2)
-            half = len(input_ids) // 2
-            return torch.cat(
-                [
-                    self._run(input_ids[:half], mask[:half], stats),
-                    self._run(input_ids[half:], mask[half:], stats),
-                ]
+        gc.collect()  # frames of the failed forward caught in reference cycles
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(input_ids) == 1:
+            raise EncodeError(
+                f"one text of {int(mask.sum())} tokens does not fit in device memory; "
+                "lower encode.max_length"
             )
+        stats.oom_retries += 1
+        self.token_budget = max(1, self.token_budget // 2)
+        half = len(input_ids) // 2
+        return torch.cat(
+            [
+                self._run(input_ids[:half], mask[:half], stats),
+                self._run(input_ids[half:], mask[half:], stats),
+            ]
+        )
 
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, EncodeStats]:
         """Embed ``texts``; row i of the result is the embedding of ``texts[i]``."""

@@ -13,6 +13,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -28,7 +29,9 @@ from marc_batch.encode.batching import batches_of
 from marc_batch.entities import Entity
 from marc_batch.model.marc import MarcEncoder, MarcObjective
 from marc_batch.train.cache import TextCache, tail_forward
-from marc_batch.train.pairs import Pairs
+
+if TYPE_CHECKING:  # building pairs needs ingestion (duckdb); training from them does not
+    from marc_batch.train.pairs import Pairs
 
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
@@ -65,7 +68,7 @@ class Trainer:
         encoder: MarcEncoder,
         objective: MarcObjective,
         caches: dict[Entity, TextCache],
-        pairs: Pairs,
+        pairs: "Pairs",
         checkpoint_dir: Path | None = None,
     ) -> None:
         self.config = config
