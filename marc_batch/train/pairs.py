@@ -1,16 +1,19 @@
 """Interactions as integer (user row, item row, label) arrays per split.
 
 Rows index the rendered ``user_texts`` / ``item_texts`` tables, so one text
-table position is one embedding row everywhere downstream.
+table position is one embedding row everywhere downstream. Ingestion (and
+with it duckdb) is imported only to build pairs, so training from pairs
+built elsewhere needs neither (the GPU suite ships them as arrays).
 """
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
-from marc_batch.data.ingest import Catalogue
-from marc_batch.data.split import SPLITS
+if TYPE_CHECKING:
+    from marc_batch.data.ingest import Catalogue
 
 
 @dataclass
@@ -35,7 +38,9 @@ def _rows(ids: pa.ChunkedArray, table: pa.Table) -> np.ndarray:
     return np.fromiter((position[key] for key in ids.to_pylist()), dtype=np.int64, count=len(ids))
 
 
-def build_pairs(catalogue: Catalogue) -> Pairs:
+def build_pairs(catalogue: "Catalogue") -> Pairs:
+    from marc_batch.data.split import SPLITS
+
     interactions = catalogue.interactions
     users = _rows(interactions["user_id"], catalogue.user_texts)
     items = _rows(interactions["item_id"], catalogue.item_texts)
