@@ -225,7 +225,7 @@ def compact_command(
 ) -> None:
     """Rewrite the head's layers into fresh files as a new version (content unchanged)."""
     store = _store(config, root)
-    manifest = compact(store)
+    manifest = compact(store, channel)
     promote_new(store, manifest, channel)
     if json_output:
         _emit({"version": manifest.version, "files": len(manifest.files)})

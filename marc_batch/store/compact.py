@@ -17,8 +17,13 @@ from marc_batch.store.store import Store
 from marc_batch.store.writer import row_schema
 
 
-def compact(store: Store) -> Manifest:
-    """Commit the head's live rows as one fresh layer; publishing it is the caller's choice."""
+def compact(store: Store, channel: str | None = None) -> Manifest:
+    """Commit the head's live rows as one fresh layer; publishing it is the caller's choice.
+
+    ``channel`` is recorded as the channel the caller is about to move, so a
+    compaction killed between its commit and that move is published by the
+    next run that finishes publishing (``pipeline/publish``), like any run's.
+    """
     head = store.head()
     if head is None:
         raise StoreError(f"nothing to compact: {store.backend.uri} has no snapshot")
@@ -42,4 +47,5 @@ def compact(store: Store) -> Manifest:
         indexes=head.indexes,
         quality=head.quality,
         quarantine=head.quarantine,
+        channel=channel,
     )

@@ -10,6 +10,7 @@ from marc_batch.config import StoreConfig
 from marc_batch.pipeline.publish import finish_publish, withheld
 from marc_batch.store import Manifest, Store, Transaction
 from marc_batch.store import channels as channel_ops
+from marc_batch.store.compact import compact
 from marc_batch.store.paths import channel_path
 
 K = 4
@@ -100,3 +101,14 @@ def test_withdrawn_or_foreign_versions_are_not_published(local_store: Store) -> 
     assert "names no channel" in (withheld(shown(local_store), unnamed) or "")
     assert finish_publish(local_store, "latest") is None
     assert shown(local_store).version == 3
+
+
+def test_a_compaction_killed_before_its_move_is_published_by_the_next_run(
+    local_store: Store,
+) -> None:
+    for row in "ab":
+        channel_ops.advance(local_store.backend, "latest", commit(local_store, row))
+    compacted = compact(local_store, "latest")  # the move that follows never happens
+    assert (compacted.channel, shown(local_store).version) == ("latest", 2)
+    assert finish_publish(local_store, "latest") == compacted
+    assert shown(local_store).version == compacted.version
