@@ -25,9 +25,9 @@ import pyarrow.compute as pc
 
 from benchmarks.common import command, machine, peak_rss_mib, save
 from marc_batch.config import IndexConfig, StoreConfig
-from marc_batch.index import build_index
-from marc_batch.index.build import normalised
+from marc_batch.index import IdMap, build_index
 from marc_batch.index.recall import recall_at_k
+from marc_batch.index.vectors import normalised
 from marc_batch.store import Store, open_snapshot
 
 MODULE = "benchmarks.faiss_1m"
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     built = build_index(vectors, pa.array(ids), config)
     ours_build = time.perf_counter() - start
     ours_seconds, found = best_search(built.index, queries, args.repeats)
-    recall = recall_at_k(found, built.ids.faiss_ids[truth_positions])
+    recall = recall_at_k(found, IdMap.for_ids(pa.array(ids)).faiss_ids[truth_positions])
     report = built.report
     figures = {
         "command": command(MODULE, argv),

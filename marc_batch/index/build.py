@@ -2,10 +2,14 @@
 
 Small catalogues get the exact Flat index. Large ones get IVF with an HNSW
 coarse quantizer (assigning a vector to a list costs a graph walk, not a scan
-of every centroid), with ``nlist`` about sqrt(N) and k-means trained on a
-sample. ``nprobe`` then doubles until recall@k against brute force on
-held-out queries meets the target; the smallest such ``nprobe`` is stored in
-the index file itself, so a plain ``faiss.read_index`` searches as tuned.
+of every centroid), with ``nlist`` about sqrt(N) and k-means trained once on
+a uniform sample. The vectors arrive piece by piece (a shard at a time, see
+:mod:`marc_batch.index.vectors`): each piece is added to an index of its own,
+a copy of the trained empty one, and FAISS's ``merge_from`` moves its
+inverted lists into the published index. ``nprobe`` then doubles until
+recall@k against exact search (itself computed piece by piece) on held-out
+queries meets the target; the smallest such ``nprobe`` is stored in the
+index file itself, so a plain ``faiss.read_index`` searches as tuned.
 """
 
 import time
@@ -19,8 +23,8 @@ from pydantic import BaseModel, Field
 
 from marc_batch.config import IndexConfig
 from marc_batch.errors import IndexRecallError
-from marc_batch.index.ids import IdMap
-from marc_batch.index.recall import exact_neighbours, recall_at_k
+from marc_batch.index.recall import exact_labels, recall_at_k
+from marc_batch.index.vectors import Vectors, in_one_piece, survey
 
 
 class IndexReport(BaseModel):
@@ -47,7 +51,6 @@ class IndexReport(BaseModel):
 @dataclass
 class BuiltIndex:
     index: faiss.Index
-    ids: IdMap
     report: IndexReport
 
 
@@ -62,22 +65,6 @@ def set_nprobe(index: faiss.Index, nprobe: int) -> None:
     params = faiss.ParameterSpace()
     params.set_index_parameter(index, "nprobe", nprobe)
     params.set_index_parameter(index, "quantizer_efSearch", max(64, 2 * nprobe))
-
-
-def normalised(vectors: np.ndarray) -> np.ndarray:
-    """Unit rows as C-ordered float32, so inner product is cosine similarity.
-
-    Vectors that already are (a snapshot's embeddings) come back as they are;
-    a copy of a million of them would be the largest allocation of a build.
-    Others are normalised in a copy: the caller's array is never modified.
-    """
-    if vectors.dtype == np.float32 and vectors.flags.c_contiguous and len(vectors):
-        norms = np.einsum("ij,ij->i", vectors, vectors)
-        if np.allclose(norms, 1.0, atol=1e-5):
-            return vectors
-    out = np.array(vectors, dtype=np.float32, order="C", copy=True)
-    faiss.normalize_L2(out)
-    return out
 
 
 def factory_for(rows: int, config: IndexConfig) -> str:
@@ -97,50 +84,62 @@ def factory_for(rows: int, config: IndexConfig) -> str:
 def build_index(
     vectors: np.ndarray, ids: pa.Array | pa.ChunkedArray, config: IndexConfig
 ) -> BuiltIndex:
-    """Build, tune and recall-check an index over ``vectors`` labelled by catalogue ``ids``."""
+    """Build, tune and recall-check an index over a matrix labelled by catalogue ``ids``."""
+    return build_from_pieces(in_one_piece(vectors, ids), config)
+
+
+def build_from_pieces(vectors: Vectors, config: IndexConfig) -> BuiltIndex:
+    """Build, tune and recall-check an index over ``vectors``, holding one piece at a time.
+
+    Three passes: a survey (id scheme, training sample, held-out queries),
+    then each piece added to its own copy of the trained empty index and
+    merged in, then exact search over the pieces for the recall proof.
+    """
     started = time.perf_counter()
-    vectors = normalised(vectors)
-    rows, dim = vectors.shape
-    id_map = IdMap.for_ids(ids)
-    factory = factory_for(rows, config)
-    if rows <= config.flat_max_rows:
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        index.add_with_ids(vectors, id_map.faiss_ids)
-        report = report_for(index, vectors, id_map, config, started, np.arange(0))
-        return BuiltIndex(index, id_map, report)
-    rng = np.random.default_rng(config.seed)
-    nlist = nlist_for(rows, config.train_points_per_list)
-    order = rng.permutation(rows)
-    train = np.sort(order[: nlist * config.train_points_per_list])
-    held_out = order[nlist * config.train_points_per_list :]
-    queries = np.sort((held_out if len(held_out) else order)[: config.tuning_queries])
-    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-    index.train(vectors[train])
-    index.add_with_ids(vectors, id_map.faiss_ids)
-    report = report_for(index, vectors, id_map, config, started, queries)
-    return BuiltIndex(index, id_map, report)
+    factory = factory_for(vectors.rows, config)
+    if vectors.rows <= config.flat_max_rows:
+        found = survey(vectors, 0, config.seed)
+        empty = faiss.IndexIDMap2(faiss.IndexFlatIP(vectors.dim))
+        queries = np.empty((0, vectors.dim), np.float32)
+    else:
+        nlist = nlist_for(vectors.rows, config.train_points_per_list)
+        training = nlist * config.train_points_per_list
+        found = survey(vectors, training + config.tuning_queries, config.seed)
+        held_out = found.sample[training:]
+        queries = (held_out if len(held_out) else found.sample)[: config.tuning_queries]
+        empty = faiss.index_factory(vectors.dim, factory, faiss.METRIC_INNER_PRODUCT)
+        empty.train(found.sample[:training])
+    index = faiss.clone_index(empty)
+    for labels, piece in vectors.labelled(found.native):
+        part = faiss.clone_index(empty)
+        part.add_with_ids(piece, labels)
+        index.merge_from(part, 0)
+    report = report_for(index, vectors, found.native, config, started, queries)
+    return BuiltIndex(index, report)
 
 
 def report_for(
     index: faiss.Index,
-    vectors: np.ndarray,
-    id_map: IdMap,
+    vectors: Vectors,
+    native: bool,
     config: IndexConfig,
     started: float,
     queries: np.ndarray,
     updated: bool = False,
 ) -> IndexReport:
-    """Prove ``index``'s recall over the normalised ``vectors`` it holds, and describe it.
+    """Prove ``index``'s recall over the ``vectors`` it holds, and describe it.
 
     A Flat index is exact, so its recall is 1 by construction; an IVF index
-    gets the smallest nprobe meeting the target on ``queries`` (positions in
-    ``vectors``), or :class:`IndexRecallError`.
+    gets the smallest nprobe meeting the target on ``queries`` (unit
+    vectors), or :class:`IndexRecallError`.
     """
-    rows, dim = vectors.shape
+    rows = vectors.rows
     figures: dict[str, float | int | None] = {"recall": 1.0, "tuning_queries": 0}
     if rows > config.flat_max_rows:
         nlist = faiss.extract_index_ivf(index).nlist
-        nprobe, recall = tune_nprobe(index, vectors, queries, id_map.faiss_ids, nlist, config)
+        k = min(config.recall_k, rows)
+        truth = exact_labels(vectors, native, queries, k)
+        nprobe, recall = tune_nprobe(index, queries, truth, nlist, config)
         figures = {
             "nlist": nlist,
             "nprobe": nprobe,
@@ -151,11 +150,11 @@ def report_for(
         kind="flat" if rows <= config.flat_max_rows else config.ann,
         factory=factory_for(rows, config),
         rows=rows,
-        dim=dim,
+        dim=vectors.dim,
         recall_k=config.recall_k,
         recall_target=config.recall_target,
         build_seconds=round(time.perf_counter() - started, 3),
-        native_ids=id_map.native,
+        native_ids=native,
         updated=updated,
         **figures,
     )
@@ -163,20 +162,18 @@ def report_for(
 
 def tune_nprobe(
     index: faiss.Index,
-    vectors: np.ndarray,
     queries: np.ndarray,
-    faiss_ids: np.ndarray,
+    truth: np.ndarray,
     nlist: int,
     config: IndexConfig,
 ) -> tuple[int, float]:
     """The smallest power-of-two nprobe meeting the recall target; raise if none does."""
-    k = min(config.recall_k, len(vectors))
-    truth = faiss_ids[exact_neighbours(vectors, vectors[queries], k)]
+    k = truth.shape[1]
     ceiling = min(nlist, config.max_nprobe)
     nprobe = 1
     while True:
         set_nprobe(index, nprobe)
-        recall = recall_at_k(index.search(vectors[queries], k)[1], truth)
+        recall = recall_at_k(index.search(queries, k)[1], truth)
         if recall >= config.recall_target:
             return nprobe, recall
         if nprobe >= ceiling:

@@ -29,10 +29,15 @@ class IdMap:
     native: bool
 
     @classmethod
-    def for_ids(cls, ids: pa.Array | pa.ChunkedArray) -> "IdMap":
+    def for_ids(cls, ids: pa.Array | pa.ChunkedArray, native: bool | None = None) -> "IdMap":
+        """The map of ``ids``; ``native`` imposes the scheme of the index they belong to.
+
+        An index built piece by piece labels every piece under the scheme of
+        all its ids, which one piece alone cannot tell.
+        """
         ids = pa.chunked_array([ids]) if isinstance(ids, pa.Array) else ids
         ids = ids.cast(pa.string())
-        native = _all_canonical_int64(ids)
+        native = is_canonical(ids) if native is None else native
         faiss_ids = ids.cast(pa.int64()) if native else pa.array(_hash63(ids.to_pylist()))
         if not native and len(pc.unique(faiss_ids)) != len(pc.unique(ids)):
             raise IndexBuildError("two catalogue ids share a 63-bit hash; rename one of them")
@@ -68,7 +73,18 @@ def _hash63(ids: list[str]) -> np.ndarray:
     )
 
 
-def _all_canonical_int64(ids: pa.ChunkedArray) -> bool:
+def removable_ids(ids: pa.Array, native: bool) -> np.ndarray:
+    """FAISS ids under which ``ids`` may be held in an index of the ``native`` scheme.
+
+    Under the native scheme an id that does not round-trip through int64
+    cannot be in the index at all, so it has no FAISS id to remove.
+    """
+    if native:
+        ids = ids.filter(pa.array([_round_trips(i) for i in ids.to_pylist()], pa.bool_()))
+    return IdMap.for_ids(ids, native).faiss_ids
+
+
+def is_canonical(ids: pa.Array | pa.ChunkedArray) -> bool:
     """True if every id round-trips through int64 unchanged ('7' yes; '007', '+7', '7.0' no)."""
     if ids.null_count or len(ids) == 0:
         return False
@@ -79,3 +95,7 @@ def _all_canonical_int64(ids: pa.ChunkedArray) -> bool:
     except pa.ArrowInvalid:
         return False
     return pc.all(pc.equal(as_int.cast(pa.string()), ids)).as_py()
+
+
+def _round_trips(identifier: str | None) -> bool:
+    return identifier is not None and is_canonical(pa.array([identifier], pa.string()))

@@ -3,10 +3,12 @@
 A backfill touches a few rows of a large catalogue. Building the index anew
 assigns every live vector to a list again (minutes at a million rows), while
 the parent's lists stay right for every untouched row. So the touched ids are
-removed from the parent's index, the re-encoded rows are added to its already
-trained lists, and recall is proved again against exact search over every
-live vector, as for a fresh build: the published index is held to the same
-gate whichever way it was made.
+removed from the parent's index and the re-encoded rows added to its already
+trained lists: only the inverted lists those ids fall in change. Recall is
+then proved again against exact search, on queries drawn from the new rows
+(near the change) as well as from every live row (globally), the exact
+neighbours computed one piece at a time: the published index is held to the
+same gate whichever way it was made.
 
 In place needs the untouched rows to keep their FAISS ids, that is the same
 id scheme before and after (see :mod:`marc_batch.index.ids`), and lists that
@@ -20,51 +22,50 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from marc_batch.config import IndexConfig
 from marc_batch.errors import IndexBuildError, IndexRecallError
-from marc_batch.index.build import BuiltIndex, normalised, report_for
-from marc_batch.index.ids import IdMap
+from marc_batch.index.build import BuiltIndex, report_for
+from marc_batch.index.ids import removable_ids
+from marc_batch.index.vectors import Vectors, survey
 
 
 @dataclass
 class ParentIndex:
-    """The parent snapshot's index with the ids it was built over and what changed since."""
+    """The parent snapshot's index, its id scheme, and the ids changed since the parent."""
 
     index: faiss.Index
-    ids: pa.ChunkedArray
+    native: bool
     touched: pa.Array  # catalogue ids removed or re-encoded since the parent
 
 
 def update_index(
-    parent: ParentIndex, vectors: np.ndarray, ids: pa.Array | pa.ChunkedArray, config: IndexConfig
+    parent: ParentIndex, live: Vectors, added: Vectors, config: IndexConfig
 ) -> BuiltIndex | None:
-    """The parent's index changed to hold exactly ``vectors`` labelled by ``ids``.
+    """The parent's index changed to hold exactly the ``live`` vectors.
 
-    ``parent.index`` is changed, not copied. Rows of ``ids`` listed in
-    ``parent.touched`` are the ones added; every other row must already be in
-    the parent's index, which is checked by count.
+    ``added`` are the re-encoded rows (a part of ``live``); every other live
+    row must already be in the parent's index, which is checked by count.
+    ``parent.index`` is changed, not copied.
     """
     started = time.perf_counter()
-    before, after = IdMap.for_ids(parent.ids), IdMap.for_ids(ids)
-    if before.native != after.native:
+    near = config.tuning_queries // 2
+    everywhere = survey(live, config.tuning_queries - near, config.seed)
+    if everywhere.native != parent.native:
         return None
     index = parent.index
-    removed = before.to_faiss(parent.touched.to_pylist())
-    index.remove_ids(removed[removed >= 0])
-    added = np.flatnonzero(pc.is_in(ids, value_set=parent.touched).to_numpy(zero_copy_only=False))
-    if index.ntotal != len(ids) - len(added):
+    index.remove_ids(removable_ids(parent.touched, parent.native))
+    if index.ntotal != live.rows - added.rows:
         raise IndexBuildError(
             f"the parent's index holds {index.ntotal} untouched vectors, its snapshot "
-            f"{len(ids) - len(added)}; rebuild the index with a full refresh"
+            f"{live.rows - added.rows}; rebuild the index with a full refresh"
         )
-    vectors = normalised(vectors)
-    index.add_with_ids(vectors[added], after.faiss_ids[added])
-    rng = np.random.default_rng(config.seed)
-    queries = np.sort(rng.permutation(len(ids))[: config.tuning_queries])
+    for labels, piece in added.labelled(parent.native):
+        index.add_with_ids(piece, labels)
+    changed = survey(added, near, config.seed).sample
+    queries = np.concatenate([changed, everywhere.sample])
     try:
-        report = report_for(index, vectors, after, config, started, queries, updated=True)
+        report = report_for(index, live, parent.native, config, started, queries, updated=True)
     except IndexRecallError:
         return None
-    return BuiltIndex(index, after, report)
+    return BuiltIndex(index, report)

@@ -11,13 +11,13 @@ an incremental snapshot must stay in one embedding space (a new model means
 a full refresh). The index of an entity that changed is the parent's index
 with the touched ids removed and the new vectors added, when its shape
 (Flat, or IVF with the same number of lists) still fits the catalogue's
-size, and a fresh build otherwise; either way recall is proved again over
-every live vector. Indexes of untouched entities are carried over as they are.
+size, and a fresh build otherwise; either way recall is proved again, on
+queries near the change and across the catalogue, the live vectors read one
+file at a time. Indexes of untouched entities are carried over as they are.
 """
 
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel
 
@@ -26,6 +26,7 @@ from marc_batch.data.ingest import TableReport, ingest, ingest_items, new_run_id
 from marc_batch.entities import Entity
 from marc_batch.errors import StoreError
 from marc_batch.index import IndexReport
+from marc_batch.index.vectors import Vectors
 from marc_batch.pipeline.checkpoints import Checkpoints
 from marc_batch.pipeline.indexes import StagedIndex, restage_index
 from marc_batch.pipeline.publish import finish_publish, withheld
@@ -34,6 +35,7 @@ from marc_batch.pipeline.shards import (
     collect_shards,
     encode_serially,
     run_jobs,
+    shard_vectors,
     stage_all,
 )
 from marc_batch.pipeline.steps import (
@@ -169,14 +171,17 @@ def backfill(
         txn.abort()
         return report
     with aborting(txn):
-        new_rows, embedded = {}, {}
+        embedded = {}
         totals = run_jobs(encode, config, version, jobs)
         for entity, plan in plans.items():
-            new_rows[entity] = collect_shards(txn, checkpoints, jobs[entity])
+            embedded[entity] = collect_shards(txn, checkpoints, jobs[entity]) + plan.unchanged
             if len(plan.removed):
                 txn.delete(entity, plan.removed)
-            embedded[entity] = len(new_rows[entity][0]) + plan.unchanged
         conservation = check_conservation(tables, embedded)
+        new_rows = {
+            entity: shard_vectors(checkpoints, entity_jobs, txn.k)
+            for entity, entity_jobs in jobs.items()
+        }
         indexes, kept = _update_indexes(config, parent, txn, plans, new_rows)
         manifest = txn.commit(
             indexes=[*kept, *(staged.file for staged in indexes.values())],
@@ -203,7 +208,7 @@ def _update_indexes(
     parent: Manifest,
     txn: Transaction,
     plans: dict[Entity, ChangePlan],
-    new_rows: dict[Entity, tuple[pa.ChunkedArray, np.ndarray]],
+    new_rows: dict[Entity, Vectors],
 ) -> tuple[dict[Entity, StagedIndex], list[IndexFile]]:
     """Restage the indexes of changed entities; the parent's others are kept as they are."""
     wanted = {Entity.ITEM, Entity.USER} if config.index.users else {Entity.ITEM}
@@ -219,12 +224,8 @@ def _update_indexes(
         if entity in existing and not len(touched):
             kept.append(existing[entity])
             continue
-        ids, vectors = new_rows.get(entity, (pa.chunked_array([], pa.string()), None))
-        if vectors is None:
-            vectors = np.empty((0, parent.k), np.float32)
-        staged[entity] = restage_index(
-            txn, parent, entity, touched, (ids.combine_chunks(), vectors), config.index
-        )
+        added = new_rows.get(entity, Vectors(0, parent.k, lambda: iter(())))
+        staged[entity] = restage_index(txn, parent, entity, touched, added, config.index)
     return staged, kept
 
 

@@ -1,14 +1,17 @@
 """An entity's index for a snapshot: built (or changed in place), recall-proved, streamed in.
 
-A refresh indexes every live vector afresh. A backfill starts from its
-parent's index: the touched ids are removed and the re-encoded rows added to
-the trained lists when the index's shape (Flat, or IVF with the same number
-of lists) still fits the catalogue's size, and a fresh build is made
-otherwise. Either way recall is proved again over every live vector, and
-an index that misses its target raises :class:`IndexRecallError`, which
-aborts the transaction: a snapshot is never published with a worse index.
+A refresh indexes every live vector afresh, reading its saved shards one at
+a time. A backfill starts from its parent's index: the touched ids are
+removed and the re-encoded rows added to the trained lists when the index's
+shape (Flat, or IVF with the same number of lists) still fits the
+catalogue's size, and a fresh build is made otherwise. Either way the live
+vectors are read one data file of the parent (and one shard of the change)
+at a time, recall is proved again, and an index that misses its target
+raises :class:`IndexRecallError`, which aborts the transaction: a snapshot
+is never published with a worse index.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import faiss
@@ -18,12 +21,14 @@ import pyarrow.compute as pc
 
 from marc_batch.config import IndexConfig
 from marc_batch.entities import Entity
-from marc_batch.index import BuiltIndex, IndexReport, build_index
-from marc_batch.index.build import factory_for
+from marc_batch.index import BuiltIndex, IndexReport
+from marc_batch.index.build import build_from_pieces, factory_for
+from marc_batch.index.ids import is_canonical
 from marc_batch.index.io import index_from_bytes, write_index
 from marc_batch.index.update import ParentIndex, update_index
+from marc_batch.index.vectors import Piece, Vectors
 from marc_batch.store import IndexFile, Manifest, Store, Transaction
-from marc_batch.store.reader import embedding_matrix, merged_table, read_index_file
+from marc_batch.store.reader import embedding_matrix, live_pieces, read_index_file
 from marc_batch.tracing import traced
 
 
@@ -63,30 +68,35 @@ def _write(txn: Transaction, entity: Entity, built: BuiltIndex) -> StagedIndex:
 
 @traced("publish_index")
 def stage_index(
-    txn: Transaction,
-    entity: Entity,
-    ids: pa.Array | pa.ChunkedArray,
-    vectors: np.ndarray,
-    config: IndexConfig,
+    txn: Transaction, entity: Entity, vectors: Vectors, config: IndexConfig
 ) -> StagedIndex:
     """Index every live vector of ``entity`` afresh and write the index into ``txn``."""
-    return _write(txn, entity, build_index(vectors, ids, config))
+    return _write(txn, entity, build_from_pieces(vectors, config))
 
 
 def _live_vectors(
-    store: Store,
-    parent: Manifest,
-    entity: Entity,
-    touched: pa.Array,
-    ids: pa.Array,
-    new: np.ndarray,
-) -> tuple[pa.ChunkedArray, pa.ChunkedArray, np.ndarray]:
-    """The parent's ids, then every live id and vector after the change (untouched rows first)."""
-    table = merged_table(store, parent, entity, ("id", "embedding"))
-    kept = table.filter(pc.invert(pc.is_in(table["id"], value_set=touched)))
-    all_ids = pa.chunked_array([*kept["id"].chunks, *pa.chunked_array([ids]).chunks], pa.string())
-    vectors = np.vstack([embedding_matrix(kept, parent.k).astype(np.float32), new])
-    return table["id"], all_ids, vectors
+    store: Store, parent: Manifest, entity: Entity, touched: pa.Array, added: Vectors
+) -> tuple[bool, Vectors]:
+    """The parent's id scheme, and every live vector after the change (untouched rows first).
+
+    One pass over the parent's ids counts the untouched rows and tells the
+    scheme its index was built under (the same rule as a fresh build's).
+    """
+    native, seen, untouched = True, 0, 0
+    for table in live_pieces(store, parent, entity):
+        native = native and (table.num_rows == 0 or is_canonical(table["id"]))
+        seen += table.num_rows
+        untouched += table.num_rows - (
+            pc.sum(pc.is_in(table["id"], value_set=touched)).as_py() or 0
+        )
+
+    def pieces() -> Iterator[Piece]:
+        for table in live_pieces(store, parent, entity, ("id", "embedding")):
+            kept = table.filter(pc.invert(pc.is_in(table["id"], value_set=touched)))
+            yield kept["id"], embedding_matrix(kept, parent.k).astype(np.float32)
+        yield from added.pieces()
+
+    return native and seen > 0, Vectors(untouched + added.rows, parent.k, pieces)
 
 
 def _parent_index(
@@ -104,19 +114,19 @@ def restage_index(
     parent: Manifest,
     entity: Entity,
     touched: pa.Array,
-    new_rows: tuple[pa.Array, np.ndarray],
+    added: Vectors,
     config: IndexConfig,
 ) -> StagedIndex:
     """The parent's index of ``entity`` after a change that touched the ``touched`` ids.
 
-    ``new_rows`` are the re-encoded ids and vectors; the other live vectors
-    are read from the parent snapshot.
+    ``added`` are the re-encoded rows; the other live vectors are read from
+    the parent snapshot, one data file at a time.
     """
     store = txn.store
-    parent_ids, ids, vectors = _live_vectors(store, parent, entity, touched, *new_rows)
+    native, live = _live_vectors(store, parent, entity, touched, added)
     existing = next((i for i in parent.indexes if i.entity == entity), None)
-    index = _parent_index(store, parent, existing, factory_for(len(ids), config))
+    index = _parent_index(store, parent, existing, factory_for(live.rows, config))
     built = None
     if index is not None:
-        built = update_index(ParentIndex(index, parent_ids, touched), vectors, ids, config)
-    return _write(txn, entity, built or build_index(vectors, ids, config))
+        built = update_index(ParentIndex(index, native, touched), live, added, config)
+    return _write(txn, entity, built or build_from_pieces(live, config))

@@ -27,6 +27,7 @@ from marc_batch.pipeline.shards import (
     collect_shards,
     encode_serially,
     run_jobs,
+    shard_vectors,
     stage_all,
 )
 
@@ -68,12 +69,12 @@ def refresh(
     with steps.aborting(txn):
         totals = run_jobs(encode, config, version, jobs)
         for entity, entity_jobs in jobs.items():
-            ids, vectors = collect_shards(txn, checkpoints, entity_jobs)
-            rows[entity] = len(ids)
+            rows[entity] = collect_shards(txn, checkpoints, entity_jobs)
             quality[f"{entity}.texts_per_second"] = totals[entity].texts_per_second
             quality[f"{entity}.padding_ratio"] = totals[entity].padding_ratio
             if entity is Entity.ITEM or config.index.users:
-                indexes[entity] = stage_index(txn, entity, ids, vectors, config.index)
+                vectors = shard_vectors(checkpoints, entity_jobs, txn.k)
+                indexes[entity] = stage_index(txn, entity, vectors, config.index)
                 quality.update(indexes[entity].quality)
         manifest = txn.commit(
             indexes=[staged.file for staged in indexes.values()],

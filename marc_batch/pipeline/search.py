@@ -15,7 +15,7 @@ from marc_batch.config import Config
 from marc_batch.entities import Entity
 from marc_batch.errors import MarcBatchError
 from marc_batch.index import IdMap
-from marc_batch.index.build import normalised
+from marc_batch.index.vectors import normalised
 from marc_batch.pipeline.encoders import entity_runtime
 from marc_batch.store import Snapshot, Store, open_snapshot
 

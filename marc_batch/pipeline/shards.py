@@ -8,9 +8,8 @@ travels through the scheduler is a few strings, not the catalogue, and the
 driver assembles shards in shard order whatever order they finished in.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
@@ -22,7 +21,7 @@ from marc_batch.encode.shards import shard_of
 from marc_batch.encode.stats import EncodeStats
 from marc_batch.entities import Entity
 from marc_batch.errors import StoreError
-from marc_batch.index.build import normalised
+from marc_batch.index.vectors import Piece, Vectors, normalised
 from marc_batch.pipeline.checkpoints import Checkpoints, shard_key
 from marc_batch.pipeline.encoders import entity_runtime
 from marc_batch.store import Transaction
@@ -120,38 +119,45 @@ def run_jobs(
     return stats
 
 
-@traced("collect_shards")
-def collect_shards(
-    txn: Transaction, checkpoints: Checkpoints, jobs: list[ShardJob]
-) -> tuple[pa.ChunkedArray, np.ndarray]:
-    """Write every job's saved rows into ``txn`` in shard order; return ids and unit vectors.
+def _saved_rows(checkpoints: Checkpoints, job: ShardJob) -> pa.Table:
+    rows = checkpoints.load(job.key)
+    if rows is None:
+        raise StoreError(f"shard {job.shard} of {job.entity} has no saved rows")
+    if rows.num_rows != job.rows:
+        raise StoreError(
+            f"shard {job.shard} of {job.entity} saved {rows.num_rows} rows, it was given {job.rows}"
+        )
+    return rows
 
-    The vectors are copied into one matrix shard by shard, so only one shard's
-    rows are held besides it: at a million rows, stacking them at the end
-    would hold every vector twice.
+
+@traced("collect_shards")
+def collect_shards(txn: Transaction, checkpoints: Checkpoints, jobs: list[ShardJob]) -> int:
+    """Write every job's saved rows into ``txn`` in shard order; return how many.
+
+    One shard's rows are held at a time: the snapshot's files grow shard by
+    shard, and the index reads the shards again (:func:`shard_vectors`).
     """
-    ids = []
-    matrix = np.empty((sum(job.rows for job in jobs), txn.k), np.float32)
-    filled = 0
     for job in sorted(jobs, key=lambda j: j.shard):
-        rows = checkpoints.load(job.key)
-        if rows is None:
-            raise StoreError(f"shard {job.shard} of {job.entity} has no saved rows")
-        if filled + rows.num_rows > len(matrix):
-            raise StoreError(f"shard {job.shard} of {job.entity} saved more rows than it was given")
-        z = embedding_matrix(rows, txn.k)
-        stamps = rows["updated_at"].to_numpy().astype("datetime64[us]")
-        titles = rows["title"] if "title" in rows.column_names else None
+        rows = _saved_rows(checkpoints, job)
         txn.write(
             job.entity,
             rows["id"],
-            z,
+            embedding_matrix(rows, txn.k),
             rows["text_hash"],
-            updated_at=stamps,
+            updated_at=rows["updated_at"].to_numpy().astype("datetime64[us]"),
             shard=job.shard,
-            titles=titles,
+            titles=rows["title"] if "title" in rows.column_names else None,
         )
-        ids.append(rows["id"])
-        matrix[filled : filled + rows.num_rows] = z
-        filled += rows.num_rows
-    return pa.chunked_array([c for a in ids for c in a.chunks], pa.string()), matrix[:filled]
+    return sum(job.rows for job in jobs)
+
+
+def shard_vectors(checkpoints: Checkpoints, jobs: list[ShardJob], k: int) -> Vectors:
+    """The saved shards' ids and vectors, in shard order, read one shard per piece."""
+    ordered = sorted(jobs, key=lambda j: j.shard)
+
+    def pieces() -> Iterator[Piece]:
+        for job in ordered:
+            rows = _saved_rows(checkpoints, job)
+            yield rows["id"], embedding_matrix(rows, k)
+
+    return Vectors(sum(job.rows for job in jobs), k, pieces)

@@ -10,7 +10,7 @@ can never mix embeddings of two models.
 """
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
@@ -135,6 +135,40 @@ def merged_table(
         empty = row_schema(manifest.k, manifest.dtype).empty_table().select(names)
         return empty.append_column("shard", pa.array([], pa.int64())) if with_shard else empty
     return merge(rows, deletes)
+
+
+def live_pieces(
+    store: Store, manifest: Manifest, entity: str, columns: Sequence[str] = ("id",)
+) -> Iterator[pa.Table]:
+    """The live rows of one entity, one data file at a time (the same rows as :func:`merged_table`).
+
+    Files are read from the newest sequence down: a row is live unless a
+    newer rows file or a deletes file of its sequence or newer names its id.
+    So memory holds one file plus the ids of the layers above it, which a
+    full or compacted snapshot does not have at all.
+    """
+    check_entity(entity)
+    names = ["id", *(c for c in columns if c != "id")]
+
+    def stacked(ids: list[pa.ChunkedArray]) -> pa.Array:
+        return pa.chunked_array([c for i in ids for c in i.chunks], pa.string()).combine_chunks()
+
+    above: list[pa.ChunkedArray] = []
+    sequences = sorted({f.sequence for f in manifest.files if f.entity == entity}, reverse=True)
+    for sequence in sequences:
+        above += [
+            read_data_file(store, manifest, entry, ["id"], False)["id"]
+            for entry in manifest.data_files(entity, "deletes")
+            if entry.sequence == sequence
+        ]
+        hidden, level = stacked(above), []
+        for entry in manifest.data_files(entity):
+            if entry.sequence == sequence:
+                table = read_data_file(store, manifest, entry, names, False)
+                if sequence != sequences[-1]:  # the oldest layer hides nothing below it
+                    level.append(table["id"])
+                yield table.filter(pc.invert(pc.is_in(table["id"], value_set=hidden)))
+        above += level
 
 
 def embedding_matrix(table: pa.Table, k: int) -> np.ndarray:

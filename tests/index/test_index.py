@@ -25,7 +25,7 @@ def clustered(rows: int, dim: int = 32, seed: int = 0) -> np.ndarray:
 def test_small_catalogues_get_an_exact_index_labelled_with_catalogue_ids() -> None:
     vectors = clustered(500)
     built = build_index(vectors, pa.array([str(10 * i) for i in range(500)]), IndexConfig())
-    assert built.report.kind == "flat" and built.report.recall == 1.0 and built.ids.native
+    assert built.report.kind == "flat" and built.report.recall == 1.0 and built.report.native_ids
     scores, labels = built.index.search(
         vectors[:3] / np.linalg.norm(vectors[:3], axis=1, keepdims=True), 1
     )
@@ -36,7 +36,8 @@ def test_small_catalogues_get_an_exact_index_labelled_with_catalogue_ids() -> No
 def test_large_catalogues_get_a_tuned_ivf_index_meeting_the_target() -> None:
     vectors = clustered(20_000)
     config = IndexConfig(flat_max_rows=1_000, recall_target=0.97, tuning_queries=300)
-    built = build_index(vectors, pa.array([f"sku-{i}" for i in range(20_000)]), config)
+    ids = pa.array([f"sku-{i}" for i in range(20_000)])
+    built = build_index(vectors, ids, config)
     report = built.report
     assert report.kind == "ivf-flat" and report.nlist == nlist_for(20_000, 64)
     assert report.recall >= 0.97 and report.nprobe >= 1 and not report.native_ids
@@ -44,7 +45,9 @@ def test_large_catalogues_get_a_tuned_ivf_index_meeting_the_target() -> None:
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     queries = unit[np.random.default_rng(1).choice(20_000, 200, replace=False)]
     truth = exact_neighbours(unit, queries, 10)
-    assert recall_at_k(built.index.search(queries, 10)[1], built.ids.faiss_ids[truth]) >= 0.9
+    assert (
+        recall_at_k(built.index.search(queries, 10)[1], IdMap.for_ids(ids).faiss_ids[truth]) >= 0.9
+    )
 
 
 def test_an_index_that_cannot_meet_its_target_is_refused() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 import marc_batch.pipeline.shards as shards_module
 from marc_batch.errors import SourceError, StoreError
-from marc_batch.index.build import normalised
+from marc_batch.index.vectors import normalised
 from marc_batch.pipeline.backfill import backfill
 from marc_batch.pipeline.publish import publish, rollback
 from marc_batch.pipeline.refresh import refresh
@@ -175,3 +175,29 @@ def test_a_rolled_back_channel_still_makes_backfill_refuse(tmp_path: Path, regis
     publish(store, 2, "latest")
     assert read_channel(store.backend, "latest")[0].rolled_back == []
     assert not backfill(config).committed
+
+
+def test_an_ivf_index_is_built_from_shards_and_changed_in_place_over_layers(
+    tmp_path: Path, registry: Path
+) -> None:
+    config = config_for(tmp_path, registry, flat_max_rows=10, tuning_queries=10)
+    store = Store(config.store)
+    built = refresh(config).indexes["item"]
+    assert built.kind == "ivf-flat" and not built.updated and built.rows == ITEMS
+    edit_items(tmp_path / "catalogue" / "items.csv")
+    assert backfill(config).indexes["item"].updated
+    delta = tmp_path / "new-items.csv"
+    delta.write_text("id,title,year,genres\n3,retitled once more,1999,drama\n61,later,2002,war\n")
+    # The parent is now itself incremental: its live rows span two layers.
+    report = backfill(config, items=delta)
+    assert report.indexes["item"].updated and report.indexes["item"].rows == ITEMS + 1
+
+    snapshot = open_snapshot(store, "latest", verify=True)
+    index = snapshot.index("item")
+    faiss.extract_index_ivf(index).nprobe = faiss.extract_index_ivf(index).nlist
+    ids, vectors = snapshot.matrix("item")
+    assert index.ntotal == len(ids) == ITEMS + 1
+    # Each live id is found by its own vector (among near-twins the tiny encoder makes).
+    scores, found = index.search(normalised(vectors), 10)
+    assert all(int(i) in row for i, row in zip(ids, found, strict=True))
+    np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-5)

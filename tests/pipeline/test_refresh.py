@@ -48,7 +48,7 @@ def test_an_index_below_its_recall_target_publishes_nothing(
         # The gate itself is proven in tests/index; here only its outcome matters.
         raise IndexRecallError("ivf-flat index reaches recall@10 0.900 at nprobe 512")
 
-    monkeypatch.setattr("marc_batch.pipeline.indexes.build_index", missed)
+    monkeypatch.setattr("marc_batch.pipeline.indexes.build_from_pieces", missed)
     with pytest.raises(IndexRecallError):
         refresh(config)
     store = Store(config.store)

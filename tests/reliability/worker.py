@@ -59,7 +59,7 @@ def _work(
 
         shards.encode_rows = encode_rows
     elif hang_at == "index":
-        indexes.build_index = lambda *_, **__: _hang(ready)
+        indexes.build_from_pieces = lambda *_, **__: _hang(ready)
     if mode == "publish":
         publish(Store(config.store), ref, channel)
     elif mode == "refresh":

@@ -13,6 +13,7 @@ from marc_batch.store import Store, Transaction, open_snapshot
 from marc_batch.store.compact import compact
 from marc_batch.store.diff import diff
 from marc_batch.store.incremental import plan_change
+from marc_batch.store.reader import live_pieces, merged_table
 from tests.publishing import committed
 
 K = 8
@@ -152,3 +153,25 @@ def test_bad_batches_are_refused_with_one_line(store: Store) -> None:
     with pytest.raises(StoreError, match="twice"):
         committed(txn)
     assert store.versions() == []
+
+
+def test_live_rows_read_one_file_at_a_time_are_the_merged_rows(store: Store) -> None:
+    full_snapshot(store)
+    for change, (ids, deleted) in enumerate(
+        [
+            (["item00005", "fresh"], ["item00000", "item00001"]),
+            (["item00000", "item00005"], ["fresh"]),
+        ]
+    ):
+        txn = Transaction(store, model_version="m1", model_sha256="a" * 64, k=K, mode="incremental")
+        vectors = np.full((len(ids), K), change + 2.0, np.float32)
+        txn.write("item", ids, vectors, [f"h{change}"] * len(ids), datetime.now(UTC))
+        txn.delete("item", pa.array(deleted))
+        committed(txn)
+    head = store.head()
+    pieces = list(live_pieces(store, head, "item", ("id", "embedding")))
+    assert len(pieces) == len(head.data_files("item"))  # one data file per piece
+    streamed = pa.concat_tables(pieces).sort_by("id")
+    assert streamed.equals(merged_table(store, head, "item", ("id", "embedding")).sort_by("id"))
+    assert streamed.num_rows == head.rows["item"] == 2999
+    assert "fresh" not in streamed["id"].to_pylist()
