@@ -19,13 +19,20 @@ def evaluate_command(
     out: Annotated[Path, typer.Option(help="Directory for report.json, report.md and plots.")],
     config: ConfigOption = None,
     model: Annotated[str, typer.Option(help="Registered version to evaluate.")] = "current",
+    lift_only: Annotated[
+        bool,
+        typer.Option(
+            help="Train nothing: score the lift of pca-final, pca-best-mid and the registered "
+            "model only, without the frozen-z table and the layer probe."
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Train the baselines, score all five methods over seeds, probe every layer."""
+    """Train the baselines, score all five methods over seeds and their lift, probe every layer."""
     settings = load_config(config)
     command = shlex.join(["marc-batch", *sys.argv[1:]])
     with progress_bar() as progress:
-        report = evaluate(settings, model, command, progress)
+        report = evaluate(settings, model, command, progress, lift_only)
     paths = write_report(report, out)
     if json_output:
         typer.echo(report.model_dump_json())

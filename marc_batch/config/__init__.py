@@ -2,7 +2,13 @@
 
 from marc_batch.config.index import IndexConfig
 from marc_batch.config.loader import Config, load_config
-from marc_batch.config.model import EvaluateConfig, LoraConfig, ModelConfig, TrainConfig
+from marc_batch.config.model import (
+    EvaluateConfig,
+    LiftConfig,
+    LoraConfig,
+    ModelConfig,
+    TrainConfig,
+)
 from marc_batch.config.runtime import (
     EncodeConfig,
     FlowsConfig,
@@ -17,6 +23,7 @@ __all__ = [
     "EvaluateConfig",
     "FlowsConfig",
     "IndexConfig",
+    "LiftConfig",
     "LoraConfig",
     "ModelConfig",
     "S3Config",

@@ -51,6 +51,14 @@ class TrainConfig(BaseModel):
     warmup_fraction: float = Field(0.06, ge=0.0, lt=1.0)
     grad_clip: float = Field(1.0, gt=0.0)
     patience: int = Field(2, ge=1, description="Epochs without a better validation AUC.")
+    downstream_holdout: float = Field(
+        0.5,
+        ge=0.0,
+        lt=1.0,
+        description="Each user's latest fraction of training interactions that the encoder "
+        "never trains on: the downstream CTR model learns from them, so z cannot carry their "
+        "labels into its features. 0 trains the encoder on every training interaction.",
+    )
     user_max_length: int = Field(
         128, ge=8, description="Tokens kept of a user text (the newest behaviours come first)."
     )
@@ -103,10 +111,46 @@ class ModelConfig(BaseModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
+class LiftConfig(BaseModel):
+    """The ranking team's view: an id-based DCN-V2 CTR model with and without z as features."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_features: list[str] = Field(
+        default_factory=lambda: ["age", "gender", "occupation"],
+        description="Categorical user columns beside the user id.",
+    )
+    item_features: list[str] = Field(
+        default_factory=lambda: ["year", "genres"],
+        description="Categorical item columns beside the item id.",
+    )
+    multi_valued: dict[str, str] = Field(
+        default_factory=lambda: {"genres": ","},
+        description="Columns holding several values, and the separator between them.",
+    )
+    embedding_dim: int = Field(16, ge=1, description="Embedding width of every sparse field.")
+    cross_layers: int = Field(2, ge=0, description="Full-rank DCN-V2 cross layers.")
+    hidden: list[int] = Field(default_factory=lambda: [256, 128])
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    learning_rate: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(1e-5, ge=0.0)
+    batch_size: int = Field(1024, ge=1)
+    epochs: int = Field(20, ge=1)
+    patience: int = Field(2, ge=1, description="Epochs without a better validation AUC.")
+    promotion_margin: float = Field(
+        1.0,
+        ge=0.0,
+        description="A new version becomes current only if its validation AUC with z beats "
+        "the current version's by more than this many seed standard deviations.",
+    )
+
+
 class EvaluateConfig(BaseModel):
     """The downstream view: one CTR model, identical for every method, on frozen z."""
 
     model_config = ConfigDict(extra="forbid")
+
+    lift: LiftConfig = Field(default_factory=LiftConfig)
 
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     hidden: list[int] = Field(default_factory=lambda: [128, 64])

@@ -1,4 +1,8 @@
-"""The evaluation report: ``report.json`` (schema published), ``report.md`` and PNG plots."""
+"""The evaluation report: ``report.json`` (schema published), ``report.md`` and PNG plots.
+
+A ``lift_only`` evaluation has no frozen-z table and no probe; those
+sections (and their plots) are left out rather than filled with zeros.
+"""
 
 from pathlib import Path
 
@@ -6,19 +10,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from marc_batch.evaluate.lift_report import LiftProtocol, MethodSummary, lift_markdown, plot_lift
 
 METHOD_ORDER = ("pca-final", "pca-best-mid", "proj-final", "marc-no-info", "marc")
-
-
-class MethodSummary(BaseModel):
-    auc_mean: float
-    auc_std: float
-    logloss_mean: float
-    logloss_std: float
-    valid_auc_mean: float
-    test_auc: list[float]
-    test_logloss: list[float]
 
 
 class LayerScore(BaseModel):
@@ -36,7 +32,8 @@ class TrainingSummary(BaseModel):
 
 
 class EvaluationReport(BaseModel):
-    """Test AUC/LogLoss of every method over seeds and the per-layer probe of each backbone.
+    """Test AUC/LogLoss of every method over seeds, its lift in an id-based CTR model under
+    each protocol, and the per-layer probe of each backbone.
 
     Layers are hidden-state indices: 0 is the embedding output, i the output of
     transformer layer i; ``adapted_from_layer`` is the first index that LoRA changes.
@@ -50,7 +47,13 @@ class EvaluationReport(BaseModel):
     seeds: list[int]
     adapted_from_layer: int
     best_mid_layer: int
+    best_mid_layer_chosen_by: str
+    downstream_holdout: float = Field(
+        description="Each user's latest fraction of training rows the encoder was kept from "
+        "(per the evaluated config); the leak-free protocol trains the CTR model on them."
+    )
     methods: dict[str, MethodSummary]
+    lift: dict[str, LiftProtocol]
     probe: dict[str, list[LayerScore]]
     training: dict[str, TrainingSummary]
     seconds: float
@@ -61,7 +64,7 @@ def _methods_table(report: EvaluationReport) -> list[str]:
         "| method | test AUC (mean ± std) | test LogLoss (mean ± std) | valid AUC |",
         "|---|---|---|---|",
     ]
-    for name in METHOD_ORDER:
+    for name in (n for n in METHOD_ORDER if n in report.methods):
         m = report.methods[name]
         lines.append(
             f"| `{name}` | {m.auc_mean:.4f} ± {m.auc_std:.4f} | "
@@ -98,18 +101,34 @@ def render_markdown(report: EvaluationReport) -> str:
         "tuned backbones; "
         f"total {report.seconds / 60:.1f} min.",
         "",
-        "## Methods (test split, downstream CTR model on frozen k-dim embeddings)",
+        "## Lift: z as dense features of an id-based DCN-V2 CTR model",
         "",
-        *_methods_table(report),
+        "Seeds are paired with the baseline's; RelaImpr = (AUC - 0.5) / (AUC_base - 0.5) - 1. "
+        f"The leak-free protocol trains the CTR model on each user's latest "
+        f"{report.downstream_holdout:.0%} of training rows, which the encoder never saw.",
         "",
-        f"`pca-best-mid` uses layer {report.best_mid_layer}, chosen on validation AUC.",
+        *lift_markdown(report.lift, METHOD_ORDER),
+        f"`pca-best-mid` uses layer {report.best_mid_layer}, chosen on "
+        f"{report.best_mid_layer_chosen_by}.",
         "",
-        "## Layer probe (PCA to k of each layer's pooled state, test AUC)",
-        "",
-        "`*` marks adapted layers; the layers below them are the frozen backbone's.",
-        "",
-        *_probe_table(report),
-        "",
+    ]
+    if report.methods:
+        lines += [
+            "## Methods (test split, downstream CTR model on frozen k-dim embeddings alone)",
+            "",
+            *_methods_table(report),
+            "",
+        ]
+    if report.probe:
+        lines += [
+            "## Layer probe (PCA to k of each layer's pooled state, test AUC)",
+            "",
+            "`*` marks adapted layers; the layers below them are the frozen backbone's.",
+            "",
+            *_probe_table(report),
+            "",
+        ]
+    lines += [
         "## Training runs",
         "",
         "| model | best valid AUC (own scorer) | best epoch | seconds |",
@@ -143,7 +162,7 @@ def plot_probe(report: EvaluationReport, path: Path) -> None:
 
 def plot_methods(report: EvaluationReport, path: Path) -> None:
     figure, axes = plt.subplots(figsize=(6, 4))
-    names = list(METHOD_ORDER)
+    names = [name for name in METHOD_ORDER if name in report.methods]
     means = [report.methods[n].auc_mean for n in names]
     axes.bar(names, means, yerr=[report.methods[n].auc_std for n in names], capsize=4)
     low = min(means) - 0.02
@@ -158,10 +177,14 @@ def plot_methods(report: EvaluationReport, path: Path) -> None:
 
 def write_report(report: EvaluationReport, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "report.json", out / "report.md", out / "auc_per_layer.png"]
-    paths.append(out / "auc_per_method.png")
+    paths = [out / "report.json", out / "report.md", out / "lift.png"]
     paths[0].write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     paths[1].write_text(render_markdown(report), encoding="utf-8")
-    plot_probe(report, paths[2])
-    plot_methods(report, paths[3])
+    plot_lift(report.lift, METHOD_ORDER, report.k, paths[2])
+    if report.probe:
+        paths.append(out / "auc_per_layer.png")
+        plot_probe(report, paths[-1])
+    if report.methods:
+        paths.append(out / "auc_per_method.png")
+        plot_methods(report, paths[-1])
     return paths

@@ -5,6 +5,8 @@ base backbone, the frozen pass); ``train_variant`` adapts a fresh copy of
 the backbone under one ``ModelConfig``. The evaluation protocol trains
 ``proj-final`` and ``marc-no-info`` with the same recipe through
 ``VARIANTS``, so the baselines differ from MARC only where docs/marc.md says.
+Every variant trains on ``encoder_pairs``: each user's latest
+``downstream_holdout`` of training rows is left to the downstream model.
 """
 
 import copy
@@ -16,13 +18,13 @@ import torch
 from rich.progress import Progress
 
 from marc_batch.config import Config, ModelConfig
-from marc_batch.data.ingest import ingest
+from marc_batch.data.ingest import Catalogue, ingest
 from marc_batch.device import resolve_device
 from marc_batch.entities import Entity
 from marc_batch.model.backbone import Backbone, resolve_path, weights_sha256
 from marc_batch.model.marc import MarcEncoder, MarcObjective
 from marc_batch.train.cache import TextCache, build_cache
-from marc_batch.train.pairs import Pairs, build_pairs
+from marc_batch.train.pairs import Pairs, build_pairs, encoder_pairs
 from marc_batch.train.trainer import Trainer, TrainResult, progress_bar
 
 VARIANTS: dict[str, dict[str, object]] = {
@@ -41,6 +43,7 @@ class Prepared:
     """What every run on one dataset and backbone shares."""
 
     config: Config
+    catalogue: Catalogue
     pairs: Pairs
     backbone: Backbone
     base_path: Path
@@ -83,7 +86,9 @@ def prepare(config: Config, progress: Progress | None = None) -> Prepared:
                 "items",
             ),
         }
-    return Prepared(config, pairs, backbone, base_path, weights_sha256(base_path), caches, device)
+    return Prepared(
+        config, catalogue, pairs, backbone, base_path, weights_sha256(base_path), caches, device
+    )
 
 
 def train_variant(
@@ -98,8 +103,7 @@ def train_variant(
     backbone.add_lora(model_config.lora)
     encoder = MarcEncoder(backbone, model_config).to(prepared.device)
     objective = MarcObjective(backbone.hidden_size, model_config).to(prepared.device)
-    trainer = Trainer(
-        model_config, encoder, objective, prepared.caches, prepared.pairs, checkpoint_dir
-    )
+    pairs = encoder_pairs(prepared.pairs, model_config.train.downstream_holdout)
+    trainer = Trainer(model_config, encoder, objective, prepared.caches, pairs, checkpoint_dir)
     result = trainer.fit(resume=resume)
     return encoder, objective, result

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from marc_batch.cli.app import app
@@ -30,6 +32,11 @@ seeds = [0, 1]
 epochs = 1
 batch_size = 8192
 hidden = [8]
+[evaluate.lift]
+epochs = 1
+batch_size = 8192
+hidden = [8]
+embedding_dim = 4
 [store]
 root = "{tmp_path / "store"}"
 """,
@@ -56,3 +63,24 @@ root = "{tmp_path / "store"}"
     assert (out / "auc_per_layer.png").stat().st_size > 0
     assert (out / "auc_per_method.png").stat().st_size > 0
     assert "| `marc` |" in (out / "report.md").read_text()
+    # The lift of every method over the id baseline, under both protocols.
+    assert set(report["lift"]) == {"standard", "leak-free"}
+    standard, leak_free = report["lift"]["standard"], report["lift"]["leak-free"]
+    assert leak_free["train_rows"] < standard["train_rows"]
+    for protocol in (standard, leak_free):
+        assert set(protocol["methods"]) == set(METHOD_ORDER)
+        for method in protocol["methods"].values():
+            gains = np.subtract(method["test_auc"], protocol["baseline"]["test_auc"])
+            assert method["auc_gain_mean"] == pytest.approx(gains.mean())
+    assert (out / "lift.png").stat().st_size > 0
+
+    lift_only = tmp_path / "lift-only"
+    evaluated = runner.invoke(
+        app, ["evaluate", "--config", str(config), "--out", str(lift_only), "--lift-only"]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads((lift_only / "report.json").read_text())
+    assert report["methods"] == {} and report["probe"] == {}
+    assert set(report["lift"]["standard"]["methods"]) == {"pca-final", "pca-best-mid", "marc"}
+    assert 1 <= report["best_mid_layer"] <= 2
+    assert sorted(p.name for p in lift_only.iterdir()) == ["lift.png", "report.json", "report.md"]
