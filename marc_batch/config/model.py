@@ -34,6 +34,31 @@ class LoraConfig(BaseModel):
     )
 
 
+class BaheConfig(BaseModel):
+    """The BAHE user encoder: behaviours become vectors below ``split_layer``.
+
+    Each distinct behaviour text runs alone through the layers below the split
+    and is pooled to one vector; the layers from the split up read the user's
+    profile tokens followed by those vectors, newest first (``docs/bahe.md``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    split_layer: int = Field(
+        -2,
+        description="First layer that reads the user's sequence; the layers below it encode "
+        "each behaviour alone. Negative values count from the top (-2: the top two layers). "
+        "It may not lie below the LoRA-adapted layers, so that a behaviour vector depends "
+        "on the base backbone only.",
+    )
+    behaviour_pooling: Pooling = Field(
+        "auto", description="How a behaviour's token states become one vector; auto: as pooling."
+    )
+    behaviour_max_length: int = Field(
+        32, ge=4, description="Tokens kept of one behaviour text (a title and a rating)."
+    )
+
+
 class TrainConfig(BaseModel):
     """The optimisation recipe: the same one trains MARC and the proj-final baseline."""
 
@@ -107,6 +132,12 @@ class ModelConfig(BaseModel):
         description="The constraint shapes g only: h is a target, so the backbone cannot "
         "lower the constraint by making h easier to predict.",
     )
+    user_encoder: Literal["text", "bahe"] = Field(
+        "text",
+        description="text: a user is one text through every layer; bahe: behaviours are "
+        "encoded once each by the lower layers and users by the upper layers only.",
+    )
+    bahe: BaheConfig = Field(default_factory=BaheConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
 

@@ -198,19 +198,32 @@ class Backbone(nn.Module):
         return self.model
 
     @contextmanager
-    def _starting_at(self, start: int, states: torch.Tensor | None) -> Iterator[None]:
-        if start == 0:
+    def _running(self, start: int, stop: int, states: torch.Tensor | None) -> Iterator[None]:
+        if start == 0 and stop == self.num_layers:
             yield
             return
         owner, name = self._layer_owner()
         layers = getattr(owner, name)
-        hook = self._embedding_module().register_forward_hook(lambda _m, _a, _o: states)
-        setattr(owner, name, layers[start:])
+        config = self.base.config
+        # A run that stops early must report the last layer's raw output, as the input of
+        # the next layer would see it, not the one the final norm of a decoder makes of it.
+        tied = getattr(config, "tie_last_hidden_states", None)
+        if stop < self.num_layers:
+            config.tie_last_hidden_states = False
+        hook = None
+        if start > 0:
+            hook = self._embedding_module().register_forward_hook(lambda _m, _a, _o: states)
+        setattr(owner, name, layers[start:stop])
         try:
             yield
         finally:
             setattr(owner, name, layers)
-            hook.remove()
+            if hook is not None:
+                hook.remove()
+            if tied is None:
+                config.__dict__.pop("tie_last_hidden_states", None)
+            else:
+                config.tie_last_hidden_states = tied
 
     def tokenize(self, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
         return self.tokenizer(
@@ -228,15 +241,20 @@ class Backbone(nn.Module):
         attention_mask: torch.Tensor,
         start: int = 0,
         states: torch.Tensor | None = None,
+        stop: int | None = None,
     ) -> tuple[torch.Tensor, ...]:
-        """Token states of layers ``start`` .. final (index 0 is layer ``start``'s input).
+        """Token states of layers ``start`` .. ``stop`` (index 0 is layer ``start``'s input).
 
         With ``start > 0``, ``states`` must hold the frozen token states entering
-        layer ``start`` for exactly these tokens.
+        layer ``start`` for exactly these tokens. ``stop`` (default: the final layer)
+        ends the run early: the last state is then what enters layer ``stop``.
         """
         if start > 0 and states is None:
             raise ValueError("a forward from a middle layer needs the cached states")
-        with self._starting_at(start, states):
+        stop = self.num_layers if stop is None else stop
+        if not 0 <= start < stop <= self.num_layers:
+            raise ValueError(f"layers {start}..{stop} are not a range of 0..{self.num_layers}")
+        with self._running(start, stop, states):
             out = self.model(
                 input_ids=input_ids,
                 attention_mask=attention_mask,

@@ -50,6 +50,20 @@ def test_forward_from_cached_states_equals_the_full_forward(backbone: Backbone) 
     torch.testing.assert_close(tail.numpy(), cache.pooled[:, start:], atol=1e-5, rtol=1e-4)
 
 
+@torch.no_grad()
+def test_a_forward_can_stop_below_the_top(backbone: Backbone) -> None:
+    batch = backbone.tokenize(TEXTS, 32)
+    full = backbone(**batch)
+    stop = backbone.num_layers - 1
+    bottom = backbone(**batch, stop=stop)
+    assert len(bottom) == stop + 1
+    # The last state is what enters layer ``stop`` (a decoder's final norm is not applied),
+    # and the top layers run from it reproduce the full forward.
+    torch.testing.assert_close(bottom[-1], full[stop])
+    top = backbone(**batch, start=stop, states=bottom[-1])
+    torch.testing.assert_close(top[-1], full[-1], atol=1e-5, rtol=1e-4)
+
+
 def test_lora_freezes_the_base_and_adapts_only_the_top_layers(backbone: Backbone) -> None:
     backbone.add_lora(LoraConfig(rank=2, alpha=4, layers=1))
     named = dict(backbone.model.named_parameters())
