@@ -26,6 +26,7 @@ from peft import LoraConfig as PeftLoraConfig
 from peft import PeftModel, get_peft_model
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils.output_capturing import maybe_install_capturing_hooks
 
 from marc_batch.config import LoraConfig
 from marc_batch.errors import ConfigError
@@ -175,6 +176,20 @@ class Backbone(nn.Module):
         embeddings = getattr(self.base, "embeddings", None)
         return embeddings if embeddings is not None else self.base.get_input_embeddings()
 
+    def absolute_positions(self, start: int, count: int) -> torch.Tensor | None:
+        """(count, hidden): the position embeddings of positions ``start`` .. ``start + count``.
+
+        An encoder adds them once, at its embedding layer, so states that enter a
+        middle layer without passing it (a pooled behaviour) carry no position unless
+        these are added; a decoder's layers rotate by position ids instead (None).
+        """
+        if self.family.kind == "decoder":
+            return None
+        embeddings = self._embedding_module()
+        # RoBERTa-style embeddings number positions from just after the padding index.
+        offset = getattr(embeddings, "padding_idx", -1) + 1
+        return embeddings.position_embeddings.weight[offset + start : offset + start + count]
+
     def add_lora(self, config: LoraConfig) -> None:
         """Freeze the backbone and adapt the top ``config.layers`` layers with LoRA."""
         for parameter in self.model.parameters():
@@ -202,6 +217,9 @@ class Backbone(nn.Module):
         if start == 0 and stop == self.num_layers:
             yield
             return
+        # ``transformers`` hooks the layers that record hidden states on the first call
+        # that asks for them; it must see every layer, not the slice of this call.
+        maybe_install_capturing_hooks(self.base)
         owner, name = self._layer_owner()
         layers = getattr(owner, name)
         config = self.base.config

@@ -53,10 +53,12 @@ def test_forward_from_cached_states_equals_the_full_forward(backbone: Backbone) 
 @torch.no_grad()
 def test_a_forward_can_stop_below_the_top(backbone: Backbone) -> None:
     batch = backbone.tokenize(TEXTS, 32)
-    full = backbone(**batch)
     stop = backbone.num_layers - 1
+    # First on a fresh model: a run over some layers must not keep the others from reporting.
     bottom = backbone(**batch, stop=stop)
-    assert len(bottom) == stop + 1
+    full = backbone(**batch)
+    assert len(bottom) == stop + 1 and len(full) == backbone.num_layers + 1
+    assert "tie_last_hidden_states" not in backbone.base.config.to_dict()
     # The last state is what enters layer ``stop`` (a decoder's final norm is not applied),
     # and the top layers run from it reproduce the full forward.
     torch.testing.assert_close(bottom[-1], full[stop])
