@@ -1,10 +1,13 @@
 """Training: a new MARC version, judged against the current one before it replaces it.
 
 The new version is always registered (it is content-addressed, so nothing
-is overwritten) but becomes ``current`` only if its validation AUC beats
-the current model's; the test split is never used to decide. With
-``compare_baselines`` the protocol of docs/marc.md scores it against the baselines
-and the report lands next to the registry.
+is overwritten) but becomes ``current`` only if its z lifts the id-based
+CTR model more than the current version's z does, on validation, by more
+than the seed spread (:mod:`marc_batch.evaluate.promotion`); the test split
+is never used to decide. With no current version there is nothing to beat,
+so the first one is promoted without that run. With ``compare_baselines``
+the protocol of docs/marc.md scores it against the baselines and the report
+lands next to the registry.
 """
 
 from pathlib import Path
@@ -17,18 +20,21 @@ from pydantic import BaseModel
 from flows.outcome import run_step
 from flows.summaries import publish_summary
 from marc_batch.config import Config
+from marc_batch.evaluate.promotion import LiftGate, lift_gate
 from marc_batch.evaluate.report import EvaluationReport, write_report
 from marc_batch.evaluate.run import evaluate
 from marc_batch.model.registry import Registry
 from marc_batch.parameters import TrainParameters
-from marc_batch.train.register import TrainSummary, promote_if_better, train_and_register
+from marc_batch.train.recipe import prepare
+from marc_batch.train.register import TrainSummary, train_and_register
 from marc_batch.train.trainer import progress_bar
 
 
 class TrainOutcome(BaseModel):
     trained: TrainSummary
     promoted: bool
-    incumbent_valid_auc: float | None
+    current: str | None
+    gate: LiftGate | None
     report_dir: str | None
     test_auc: dict[str, float]
 
@@ -36,6 +42,13 @@ class TrainOutcome(BaseModel):
 @task(name="train", cache_policy=NO_CACHE)
 def train(config: Config) -> TrainSummary:
     return train_and_register(config, make_current=False)
+
+
+@task(name="lift-on-validation", cache_policy=NO_CACHE)
+def judge(config: Config, candidate: str, current: str) -> LiftGate:
+    with progress_bar() as progress:
+        prepared = prepare(config, progress)
+    return lift_gate(prepared, Registry(Path(config.model.registry)), candidate, current)
 
 
 @task(name="evaluate-against-baselines", cache_policy=NO_CACHE)
@@ -46,20 +59,28 @@ def compare(config: Config, version: str, out: Path) -> EvaluationReport:
     return report
 
 
+def _gate_rows(outcome: TrainOutcome) -> dict[str, object]:
+    gate = outcome.gate
+    if gate is None:
+        return {"lift gate": "no current version: promoted without one"}
+    return {
+        "lift protocol": gate.protocol,
+        "id baseline validation AUC": f"{gate.baseline:.4f}",
+        "new version's validation AUC gain": f"{gate.candidate_lift:+.4f}",
+        f"current version {outcome.current}'s validation AUC gain": f"{gate.current_lift:+.4f}",
+        "required margin": f"{gate.margin:.4f}",
+    }
+
+
 def summarise(outcome: TrainOutcome) -> None:
     verdict = "now current" if outcome.promoted else "registered, not promoted"
-    get_run_logger().info(
-        "model %s (validation AUC %.4f) %s",
-        outcome.trained.version,
-        outcome.trained.valid_auc,
-        verdict,
-    )
+    get_run_logger().info("model %s %s", outcome.trained.version, verdict)
     publish_summary(
         "train-model",
         f"Model {outcome.trained.version}: {verdict}",
         {
-            "validation AUC": f"{outcome.trained.valid_auc:.4f}",
-            "current model's validation AUC": outcome.incumbent_valid_auc,
+            "matching net's validation AUC": f"{outcome.trained.valid_auc:.4f}",
+            **_gate_rows(outcome),
             "epochs": outcome.trained.epochs_run,
             "train seconds": outcome.trained.train_seconds,
             "report": outcome.report_dir,
@@ -71,7 +92,7 @@ def summarise(outcome: TrainOutcome) -> None:
 
 
 def train_and_judge(parameters: TrainParameters) -> TrainOutcome:
-    """Train and register, score against the baselines if asked, promote if better."""
+    """Train and register, score against the baselines if asked, promote on validation lift."""
     config = parameters.load()
     if parameters.epochs is not None:
         config.model.train.epochs = parameters.epochs
@@ -83,11 +104,16 @@ def train_and_judge(parameters: TrainParameters) -> TrainOutcome:
         report = compare(config, trained.version, out)
         report_dir = str(out)
         test_auc = {name: method.auc_mean for name, method in report.methods.items()}
-    promoted, incumbent = promote_if_better(registry, trained.version)
+    current = registry.find_current()
+    gate = None if current is None else judge(config, trained.version, current)
+    promoted = gate is None or gate.promoted
+    if promoted:
+        registry.set_current(trained.version)
     return TrainOutcome(
         trained=trained,
         promoted=promoted,
-        incumbent_valid_auc=incumbent,
+        current=current,
+        gate=gate,
         report_dir=report_dir,
         test_auc=test_auc,
     )
@@ -95,6 +121,6 @@ def train_and_judge(parameters: TrainParameters) -> TrainOutcome:
 
 @flow(name="train-model", log_prints=False)
 def train_model(parameters: TrainParameters | None = None) -> TrainOutcome | State:
-    """Train, optionally evaluate against the baselines, promote only on a better validation AUC."""
+    """Train, optionally evaluate against the baselines, promote only on a better lift."""
     parameters = parameters or TrainParameters()
     return run_step(lambda: train_and_judge(parameters), summarise)

@@ -1,7 +1,8 @@
-"""Train MARC, save it as a verified artifact, register it; promote it only if it is better.
+"""Train MARC, save it as a verified artifact and register it.
 
 Both ``marc-batch train`` and the ``train-model`` flow go through here, so a
-model reaches the registry the same way whichever started it.
+model reaches the registry the same way whichever started it; the flow then
+decides on promotion (:mod:`marc_batch.evaluate.promotion`).
 """
 
 from pathlib import Path
@@ -57,20 +58,3 @@ def train_and_register(
         train_seconds=round(result.seconds, 1),
         history=result.history,
     )
-
-
-def promote_if_better(registry: Registry, version: str) -> tuple[bool, float | None]:
-    """Make ``version`` current if its validation AUC beats the current one's (or none is).
-
-    Returns whether it was promoted and the current model's AUC it was held to.
-    """
-    incumbent = registry.find_current()
-    if incumbent is None:
-        registry.set_current(version)
-        return True, None
-    theirs = registry.config(incumbent).metrics.get(SELECTION_METRIC)
-    mine = registry.config(version).metrics.get(SELECTION_METRIC)
-    better = mine is not None and (theirs is None or mine > theirs)
-    if better:
-        registry.set_current(version)
-    return better, theirs
