@@ -5,7 +5,9 @@ first, kept while ``history_max_items`` and ``history_max_chars`` allow (whole
 behaviours only, never a cut title). Only training interactions are used, so
 nothing from validation or test leaks into user embeddings. The hash covers
 the text and a version of every setting that shaped it, so a changed
-template or budget re-encodes exactly the texts it changed.
+template or budget re-encodes exactly the texts it changed. The BAHE user
+encoder reads the same user as a profile and a list of behaviour texts
+(``user_behaviour_texts``), built from the same rows as the history.
 """
 
 import hashlib
@@ -54,8 +56,15 @@ def user_version(templates: TemplatesConfig) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:12]
 
 
-def user_histories(interactions: pa.Table, items: pa.Table, templates: TemplatesConfig) -> pa.Table:
-    """(user_id, history): each user's training behaviours rendered and cut to the budgets."""
+def user_behaviours(
+    interactions: pa.Table, items: pa.Table, templates: TemplatesConfig
+) -> pa.Table:
+    """(user_id, position, behaviour): the entries of each user's ``{history}``.
+
+    Each training behaviour is rendered with the behaviour template; a user's are
+    numbered newest first (position 1) and kept while both budgets allow, so they
+    are exactly what the history lists, one row each.
+    """
     con = duckdb.connect()
     con.register("interactions", interactions)
     con.register("items", items)
@@ -80,37 +89,48 @@ def user_histories(interactions: pa.Table, items: pa.Table, templates: Templates
     )
     con.register("entries", entries)
     separator = len(templates.history_separator)
-    histories = con.sql(
+    behaviours = con.sql(
         f"""
         WITH ordered AS (
-            SELECT user_id, entry, timestamp, item_id,
+            SELECT user_id, entry,
                 row_number() OVER w AS position,
                 sum(length(entry) + {separator}) OVER w - {separator} AS chars
             FROM entries
             WINDOW w AS (PARTITION BY user_id ORDER BY timestamp DESC, item_id
                          ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
-        SELECT user_id, string_agg(entry, $separator ORDER BY timestamp DESC, item_id) AS history
+        SELECT user_id, position, entry AS behaviour
         FROM ordered
         WHERE position <= $max_items AND chars <= $max_chars
-        GROUP BY user_id
         """,
         params={
-            "separator": templates.history_separator,
             "max_items": templates.history_max_items,
             "max_chars": templates.history_max_chars,
         },
     ).to_arrow_table()
     con.close()
+    return behaviours
+
+
+def user_histories(interactions: pa.Table, items: pa.Table, templates: TemplatesConfig) -> pa.Table:
+    """(user_id, history): each user's behaviours joined by the separator, newest first."""
+    con = duckdb.connect()
+    con.register("behaviours", user_behaviours(interactions, items, templates))
+    histories = con.sql(
+        """
+        SELECT user_id, string_agg(behaviour, $separator ORDER BY position) AS history
+        FROM behaviours
+        GROUP BY user_id
+        """,
+        params={"separator": templates.history_separator},
+    ).to_arrow_table()
+    con.close()
     return histories
 
 
-def user_texts(
-    users: pa.Table, interactions: pa.Table, items: pa.Table, templates: TemplatesConfig
-) -> pa.Table:
-    """Render the user template with ``{history}`` for every accepted user."""
+def _with_history(users: pa.Table, histories: pa.Table) -> pa.Table:
+    """Users ordered by id, each with a ``history`` column ('' where they have none)."""
     if "history" in users.column_names:
         raise TemplateError("users have a column named 'history', which the user template reserves")
-    histories = user_histories(interactions, items, templates)
     con = duckdb.connect()
     con.register("users", users)
     con.register("histories", histories)
@@ -122,6 +142,47 @@ def user_texts(
         """
     ).to_arrow_table()
     con.close()
+    return joined
+
+
+def user_texts(
+    users: pa.Table,
+    interactions: pa.Table,
+    items: pa.Table,
+    templates: TemplatesConfig,
+) -> pa.Table:
+    """Render the user template with ``{history}`` for every accepted user."""
+    joined = _with_history(users, user_histories(interactions, items, templates))
     return _with_hash(
         joined["id"], Template(templates.user).render(joined), user_version(templates), None
     )
+
+
+def user_behaviour_texts(
+    users: pa.Table,
+    interactions: pa.Table,
+    items: pa.Table,
+    templates: TemplatesConfig,
+) -> pa.Table:
+    """(id, profile, behaviours) per accepted user, ordered by id: what BAHE reads.
+
+    ``profile`` is the user template rendered with an empty ``{history}``;
+    ``behaviours`` lists the entries that history would hold, newest first, so the
+    user's text is the profile with them joined in, never re-parsed out of it.
+    """
+    no_history = pa.table({"user_id": users["id"], "history": pa.nulls(len(users), pa.string())})
+    profiles = Template(templates.user).render(_with_history(users, no_history))
+    con = duckdb.connect()
+    con.register("users", users.select(["id"]))
+    con.register("behaviours", user_behaviours(interactions, items, templates))
+    lists = con.sql(
+        """
+        SELECT u.id, coalesce(list(b.behaviour ORDER BY b.position)
+                              FILTER (WHERE b.behaviour IS NOT NULL), []) AS behaviours
+        FROM users u LEFT JOIN behaviours b ON b.user_id = u.id
+        GROUP BY u.id
+        ORDER BY u.id
+        """
+    ).to_arrow_table()
+    con.close()
+    return pa.table({"id": lists["id"], "profile": profiles, "behaviours": lists["behaviours"]})

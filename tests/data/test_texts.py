@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 
 from marc_batch.config import TemplatesConfig
-from marc_batch.data.texts import item_texts, user_texts
+from marc_batch.data.texts import item_texts, user_behaviour_texts, user_texts
 
 ITEMS = pa.table({"id": ["a", "b", "c", "d"], "title": ["Alpha", "Beta", "Gamma", "Delta"]})
 USERS = pa.table({"id": ["u", "v"], "age": ["30", None]})
@@ -74,3 +74,25 @@ def test_item_columns_named_like_interaction_fields_do_not_break_histories() -> 
     chosen = TemplatesConfig(user="{age}|{history}", behaviour="{title} {rating}")
     texts = user_texts(USERS, log, items, chosen.model_copy(update={"history_separator": ", "}))
     assert texts["text"][0].as_py() == "30|Beta 4, Alpha 4"
+
+
+def test_behaviour_texts_are_the_profile_and_the_entries_of_the_history() -> None:
+    log = interactions(
+        [
+            ("u", "a", 1, "train"),
+            ("u", "b", 3, "train"),
+            ("u", "c", 2, "train"),
+            ("u", "d", 9, "test"),
+        ]
+    )
+    chosen = templates(history_max_items=2)
+    rows = user_behaviour_texts(USERS, log, ITEMS, chosen).to_pylist()
+    assert rows == [
+        {"id": "u", "profile": "30|", "behaviours": ["Beta", "Gamma"]},
+        {"id": "v", "profile": "|", "behaviours": []},
+    ]
+    texts = user_texts(USERS, log, ITEMS, chosen)["text"].to_pylist()
+    assert texts == [
+        chosen.user.format(age="30", history=chosen.history_separator.join(rows[0]["behaviours"])),
+        chosen.user.format(age="", history=""),
+    ]
