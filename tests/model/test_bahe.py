@@ -8,16 +8,25 @@ called one by one. The encoder under test instead runs the lower layers only,
 in length-bucketed batches, and the upper layers through the model's forward.
 """
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 import torch
 
-from marc_batch.config import LoraConfig
+from marc_batch.config import LoraConfig, TemplatesConfig
 from marc_batch.config.model import BaheConfig
+from marc_batch.data.texts import user_behaviour_texts
 from marc_batch.errors import ConfigError
 from marc_batch.model.backbone import Backbone
-from marc_batch.model.bahe import BaheUserEncoder, UserBehaviours, behaviour_keys, encode_users
+from marc_batch.model.bahe import (
+    BaheUserEncoder,
+    UserBehaviours,
+    behaviour_keys,
+    encode_users,
+    users_from_table,
+)
 from marc_batch.model.marc import MarcEncoder
 from tests.model.conftest import tiny_model_config
 
@@ -151,13 +160,18 @@ def test_the_sequence_keeps_the_newest_behaviours_that_fit(backbone: Backbone) -
     assert bahe.needed([user]) == list(dict.fromkeys(behaviours[: MAX_LENGTH - profile]))
 
 
+def tiny_marc(path: Path) -> MarcEncoder:
+    config = tiny_model_config(path, user_encoder="bahe")
+    torch.manual_seed(0)
+    backbone = Backbone.load(path)
+    backbone.add_lora(config.lora)
+    return MarcEncoder(backbone, config)
+
+
 @torch.no_grad()
 def test_a_shared_behaviour_is_encoded_once_and_a_changed_one_again(bert_dir: Path) -> None:
-    config = tiny_model_config(bert_dir, user_encoder="bahe")
-    torch.manual_seed(0)
-    backbone = Backbone.load(bert_dir)
-    backbone.add_lora(config.lora)
-    marc = MarcEncoder(backbone, config)
+    marc = tiny_marc(bert_dir)
+    config = marc.config
     bahe = BaheUserEncoder.of(marc)
     first = UserBehaviours("user old", ("blue movie five", "green thing"))
     second = UserBehaviours("user new", ("green thing", "red story"))
@@ -191,3 +205,42 @@ def test_the_split_must_leave_layers_on_both_sides_and_lie_below_lora(bert_dir: 
     backbone.add_lora(LoraConfig(layers=2))
     with pytest.raises(ConfigError, match="frozen layers"):
         bahe_of(backbone, split_layer=-1).encode_behaviours(["red"])
+
+
+@torch.no_grad()
+def test_users_are_read_from_the_catalogue_as_their_texts_are(qwen_dir: Path) -> None:
+    items = pa.table({"id": ["a", "b", "c"], "title": ["red movie", "blue comedy", "old drama"]})
+    users = pa.table({"id": ["u", "v"], "age": ["new", "old"]})
+    rows = [("u", "a", 1), ("u", "b", 2), ("v", "b", 3), ("v", "c", 4)]
+    interactions = pa.table(
+        {
+            "user_id": [row[0] for row in rows],
+            "item_id": [row[1] for row in rows],
+            "rating": [5.0] * len(rows),
+            "timestamp": [datetime.fromtimestamp(row[2], UTC) for row in rows],
+            "split": ["train"] * len(rows),
+        }
+    )
+    templates = TemplatesConfig(user="user {age} {history}", behaviour="{title}")
+    table = user_behaviour_texts(users, interactions, items, templates)
+    read = users_from_table(table)
+    assert read == [
+        UserBehaviours("user new ", ("blue comedy", "red movie")),
+        UserBehaviours("user old ", ("old drama", "blue comedy")),
+    ]
+    marc = tiny_marc(qwen_dir)
+    bahe = BaheUserEncoder.of(marc)
+    z, computed = encode_users(marc, bahe, read, {})
+    assert len(computed) == bahe.behaviours_encoded == 3
+    assert z.shape == (2, marc.config.k)
+
+
+def test_gradients_reach_the_adapted_layers_through_the_user_sequence(backbone: Backbone) -> None:
+    bahe = bahe_of(backbone)
+    backbone.train()
+    vectors = bahe.encode_behaviours(bahe.needed(USERS))
+    hidden, mask = bahe.forward(USERS, vectors)
+    assert backbone.training  # the frozen passes leave the training mode as it was
+    backbone.pooled((hidden[-1],), mask).pow(2).sum().backward()
+    grads = {n: p.grad for n, p in backbone.model.named_parameters() if p.requires_grad}
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads.values())
