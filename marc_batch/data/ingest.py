@@ -7,6 +7,7 @@ leaves the evidence behind.
 """
 
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,19 +86,25 @@ def new_run_id() -> str:
     return utc_now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-def read_raw(config: Config) -> dict[str, RawTable]:
-    """Explicit sources win; the dataset supplies the tables they leave out."""
+def raw_tables(config: Config) -> Iterator[tuple[str, RawTable]]:
+    """Each table as read, one at a time: explicit sources win, the dataset supplies the rest."""
     sources = config.sources
     explicit = {
         spec.name: getattr(sources, spec.name)
         for spec in TABLES
         if getattr(sources, spec.name) is not None
     }
-    tables = {name: read_source(source) for name, source in explicit.items()}
-    if len(tables) < len(TABLES):
+    if len(explicit) < len(TABLES):
         dataset = read_movielens(sources.dataset)
-        tables.update({name: raw for name, raw in dataset.items() if name not in tables})
-    return tables
+        yield from ((name, raw) for name, raw in dataset.items() if name not in explicit)
+        del dataset
+    for name, source in explicit.items():
+        yield name, read_source(source)
+
+
+def read_raw(config: Config) -> dict[str, RawTable]:
+    """Every table as read."""
+    return dict(raw_tables(config))
 
 
 def validate_all(
@@ -137,15 +144,20 @@ def quarantine_and_check(config: Config, run_id: str, results: dict[str, Validat
         for name, result in results.items()
         if result.quarantine.num_rows
     ]
-    budget = config.sources.max_quarantine_fraction
-    for name, result in results.items():
-        if result.rows_in and result.quarantine.num_rows / result.rows_in > budget:
-            raise ErrorBudgetExceeded(
-                f"{name}: {result.quarantine.num_rows} of {result.rows_in} rows quarantined "
-                f"({result.quarantine.num_rows / result.rows_in:.1%}), over the error budget "
-                f"of {budget:.1%}; see {backend.uri}/quarantine/{run_id}"
-            )
+    check_error_budget(config, run_id, {name: table_report(r) for name, r in results.items()})
     return files
+
+
+def check_error_budget(config: Config, run_id: str, tables: dict[str, TableReport]) -> None:
+    """Fail the run if a table quarantined more than its share; its quarantine is written."""
+    budget = config.sources.max_quarantine_fraction
+    for name, table in tables.items():
+        if table.rows_in and table.quarantined / table.rows_in > budget:
+            raise ErrorBudgetExceeded(
+                f"{name}: {table.quarantined} of {table.rows_in} rows quarantined "
+                f"({table.quarantined / table.rows_in:.1%}), over the error budget "
+                f"of {budget:.1%}; see {open_backend(config.store).uri}/quarantine/{run_id}"
+            )
 
 
 def table_report(result: Validated) -> TableReport:

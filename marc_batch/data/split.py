@@ -8,6 +8,8 @@ whole log at two points in time instead; most of its test users then have
 no training history, which makes it a cold-start benchmark.
 """
 
+from pathlib import Path
+
 import duckdb
 import pyarrow as pa
 
@@ -38,6 +40,13 @@ def _assignment_sql(split: SplitConfig) -> str:
     """
 
 
+def _labelled_sql(split: SplitConfig, positive_rating: float) -> str:
+    return f"""
+        SELECT *, CAST(rating >= {float(positive_rating)} AS TINYINT) AS label
+        FROM ({_assignment_sql(split)})
+    """
+
+
 def split_interactions(
     interactions: pa.Table, split: SplitConfig, positive_rating: float
 ) -> pa.Table:
@@ -45,11 +54,38 @@ def split_interactions(
     con = duckdb.connect()
     con.register("interactions", interactions)
     table = con.sql(
-        f"""
-        SELECT *, CAST(rating >= {float(positive_rating)} AS TINYINT) AS label
-        FROM ({_assignment_sql(split)})
-        ORDER BY user_id, timestamp, item_id
-        """
+        f"{_labelled_sql(split, positive_rating)} ORDER BY user_id, timestamp, item_id"
     ).to_arrow_table()
     con.close()
     return canonical_types(table)
+
+
+def split_to_shards(
+    accepted: Path, split: SplitConfig, positive_rating: float, out: Path
+) -> tuple[dict[str, int], int]:
+    """Split interactions stored as ``accepted/shard=<n>/*.parquet`` into ``out/shard=<n>/``.
+
+    The same SQL as :func:`split_interactions`, run by DuckDB over the files
+    (it spills to disk rather than hold the log), so a per-user split and a
+    global temporal one come out exactly as in memory. Returns the rows per
+    split and the number of positive labels.
+    """
+    con = duckdb.connect()
+    con.execute(f"SET temp_directory = {_quoted(str(out.parent / 'duckdb-spill'))}")
+    con.execute(
+        "CREATE VIEW interactions AS SELECT * FROM read_parquet("
+        f"{_quoted(str(accepted / '*' / '*.parquet'))}, hive_partitioning = true)"
+    )
+    labelled = _labelled_sql(split, positive_rating)
+    con.execute(f"COPY ({labelled}) TO {_quoted(str(out))} (FORMAT parquet, PARTITION_BY (shard))")
+    counts = con.execute(
+        "SELECT split, count(*), sum(label) FROM read_parquet(?) GROUP BY split",
+        [str(out / "*" / "*.parquet")],
+    ).fetchall()
+    con.close()
+    return {name: rows for name, rows, _ in counts}, sum(int(p or 0) for *_, p in counts)
+
+
+def _quoted(path: str) -> str:
+    """A path as a SQL string literal (paths here are the run's own working files)."""
+    return "'" + path.replace("'", "''") + "'"

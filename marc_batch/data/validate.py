@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from marc_batch.data.columns import UTC_MICROS, is_text, prepare
 from marc_batch.data.records import Reason
@@ -34,10 +35,15 @@ class Validated:
         return self.accepted.num_rows + self.quarantine.num_rows
 
     def reason_counts(self) -> dict[str, int]:
-        if self.quarantine.num_rows == 0:
-            return {}
-        counts = pc.value_counts(self.quarantine["reason"]).to_pylist()
-        return {entry["values"]: entry["counts"] for entry in counts}
+        return reason_counts(self.quarantine)
+
+
+def reason_counts(quarantine: pa.Table) -> dict[str, int]:
+    """Quarantined rows per reason."""
+    if quarantine.num_rows == 0:
+        return {}
+    counts = pc.value_counts(quarantine["reason"]).to_pylist()
+    return {entry["values"]: entry["counts"] for entry in counts}
 
 
 QUARANTINE_SCHEMA = pa.schema(
@@ -139,9 +145,13 @@ def validate(
     raw: pa.Table,
     spec: EntitySpec,
     max_text_bytes: int,
-    accepted_ids: dict[Entity, pa.Table] | None = None,
+    accepted_ids: dict[Entity, pa.Table | ds.Dataset] | None = None,
 ) -> Validated:
-    """Apply ``spec`` to ``raw``; ``accepted_ids`` holds the id tables that references must hit."""
+    """Apply ``spec`` to ``raw``; ``accepted_ids`` holds the ids that references must hit.
+
+    A dataset of files serves as well as a table: DuckDB scans it for the
+    semi-join instead of holding every id.
+    """
     names = raw.column_names
     twice = sorted({name for name in names if names.count(name) > 1})
     if twice:

@@ -1,8 +1,10 @@
 """The full refresh: ingest, encode every item and user, write a snapshot, index it, publish.
 
-Each entity is encoded shard by shard (shard = stable hash of the id), so a
-worker holds one shard's texts at a time, and each shard becomes its own
-Parquet partition. Where the shards run is the caller's choice (``encode``):
+Everything runs shard by shard (shard = stable hash of the id), so no step
+holds the whole catalogue: ingestion validates and renders one shard at a
+time and stages its texts in the store, a worker encodes one shard's texts
+at a time, each shard becomes its own Parquet partition, and the index is
+built from the saved shards. Where the shards run is the caller's choice (``encode``):
 serially here, or as Prefect tasks on threads or a Dask or Ray cluster in
 the flows. Finished shards are checkpointed, so a re-run after a crash
 encodes only the shards that were not finished. The index is built and
@@ -16,7 +18,7 @@ snapshot has been re-read and verified against its manifest.
 from pydantic import BaseModel
 
 from marc_batch.config import Config
-from marc_batch.data.ingest import ingest
+from marc_batch.data.sharded import ingest_by_shard
 from marc_batch.entities import Entity
 from marc_batch.index import IndexReport
 from marc_batch.pipeline import steps
@@ -28,7 +30,7 @@ from marc_batch.pipeline.shards import (
     encode_serially,
     run_jobs,
     shard_vectors,
-    stage_all,
+    stage_catalogue,
 )
 
 
@@ -55,14 +57,12 @@ def refresh(
 ) -> RefreshReport:
     """Re-encode everything with ``model_version`` and publish a full snapshot."""
     channel = channel or config.flows.channel
-    catalogue, ingested = ingest(config, run_id=run_id)
-    txn = steps.model_transaction(config, model_version, ingested.run_id)
-    version = txn.model.version
-    checkpoints = Checkpoints(txn.store.backend)
-    jobs = stage_all(checkpoints, version, catalogue.texts(), config.store.shards)
-    # Every text is staged now; holding the catalogue through encoding and indexing
-    # would only add its size to the run's peak memory.
-    del catalogue
+    with ingest_by_shard(config, config.store.shards, run_id=run_id) as catalogue:
+        ingested = catalogue.report
+        txn = steps.model_transaction(config, model_version, ingested.run_id)
+        version = txn.model.version
+        checkpoints = Checkpoints(txn.store.backend)
+        jobs = stage_catalogue(checkpoints, version, catalogue)
     rows: dict[Entity, int] = {}
     indexes: dict[Entity, StagedIndex] = {}
     quality: dict[str, float] = {}
@@ -72,6 +72,8 @@ def refresh(
             rows[entity] = collect_shards(txn, checkpoints, entity_jobs)
             quality[f"{entity}.texts_per_second"] = totals[entity].texts_per_second
             quality[f"{entity}.padding_ratio"] = totals[entity].padding_ratio
+        conservation = steps.check_conservation(ingested.entity_tables(), rows)
+        for entity, entity_jobs in jobs.items():
             if entity is Entity.ITEM or config.index.users:
                 vectors = shard_vectors(checkpoints, entity_jobs, txn.k)
                 indexes[entity] = stage_index(txn, entity, vectors, config.index)
@@ -80,7 +82,7 @@ def refresh(
             indexes=[staged.file for staged in indexes.values()],
             quality=quality,
             quarantine=steps.quarantine_counts(ingested.tables),
-            conservation=steps.check_conservation(ingested.entity_tables(), rows),
+            conservation=conservation,
             channel=channel,
         )
     steps.publish_run(txn.store, manifest, channel, checkpoints, jobs)
