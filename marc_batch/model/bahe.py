@@ -18,6 +18,7 @@ at the embedding layer, which a behaviour vector never passes, so the slot's
 position embedding is added to it here (:meth:`Backbone.absolute_positions`).
 """
 
+from collections import ChainMap
 from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -234,7 +235,7 @@ def encode_users(
     """
     marc.eval()
     computed = bahe.encode_behaviours(bahe.needed(users, known), batch_tokens)
-    vectors = {**known, **computed}
+    vectors = ChainMap(computed, known)
     out = np.zeros((len(users), marc.config.k), dtype=np.float32)
     for batch in batches_of(bahe.sequence_lengths(users), batch_tokens):
         hidden, mask = bahe.forward([users[i] for i in batch], vectors, batch_tokens)
