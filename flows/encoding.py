@@ -1,8 +1,9 @@
 """Shard encoding as Prefect tasks, on whichever engine the config names.
 
-Each shard is one task run: retried on failure (a lost worker, a flaky
-object store), holding one slot of the global concurrency limit ``gpu``
-while it encodes, and logging its throughput. Operators size ``gpu`` to
+Each shard is one task run: retried on failure (a flaky object store, a
+shard past ``flows.shard_timeout_seconds``; a lost Dask worker's shard is
+run again by the scheduler), holding one slot of the global concurrency
+limit ``gpu`` while it encodes, and logging its throughput. Operators size ``gpu`` to
 their GPUs (``prefect gcl create gpu --limit <GPUs>``); where it does not
 exist yet, the first run creates it with one slot per local GPU (one on a
 CPU machine) on threads, or ``flows.workers`` slots on a cluster. The tasks run
@@ -24,7 +25,7 @@ from prefect.runtime import flow_run, task_run
 from prefect.states import State
 
 from flows.outcome import run_step, worth_retrying
-from flows.runners import gpu_request, task_runner
+from flows.runners import gpu_request, shard_deadline, task_runner
 from flows.slots import GPU_LIMIT, gpu_slot, reclaim_expired_slots
 from marc_batch.config import Config
 from marc_batch.encode.stats import EncodeStats
@@ -44,7 +45,8 @@ R = TypeVar("R")
 )
 def encode_shard(config: Config, model_version: str, job: ShardJob) -> EncodeStats:
     holder = ConcurrencyLeaseHolder(type="task_run", id=task_run.get_id())
-    with gpu_slot(config.flows, holder):
+    what = f"{job.entity} shard {job.shard}"
+    with gpu_slot(config.flows, holder), shard_deadline(config.flows, what):
         stats = encode_job(config, model_version, job)
     get_run_logger().info(
         "%s shard %d: %d texts, %.0f texts/s, %.0f tokens/s, padding %.1f%%",
@@ -83,9 +85,8 @@ def encode_shards(config: Config, model_version: str, jobs: list[ShardJob]) -> l
     """Submit every shard at once; the runner and the ``gpu`` limit decide how many run at once."""
     ensure_gpu_limit(config)
     reclaim_expired_slots()
-    task = encode_shard.with_options(timeout_seconds=config.flows.shard_timeout_seconds)
     with gpu_request(config.flows):
-        futures = task.map(unmapped(config), unmapped(model_version), jobs)
+        futures = encode_shard.map(unmapped(config), unmapped(model_version), jobs)
     return [future.result() for future in futures]
 
 

@@ -11,6 +11,14 @@ filesystem lease storage) and a waiting shard revokes expired ones itself:
 a run killed while holding the slot cannot wedge the next run on the same
 Prefect home.
 
+A shard lost with its Dask worker is run again by the scheduler as the same
+task run, on another worker. Its dead attempt's lease would keep a slot
+until it expires (and for good on a server that revokes no expired leases,
+like the ephemeral test server), so each shard records its lease id in a
+Prefect variable named after its task run while it holds the slot, and an
+attempt that finds such a record releases that lease before it asks for a
+slot: the slot of a lost shard is free again as soon as the shard restarts.
+
 A shard that cannot get a slot logs, at every poll, how full the limit is
 and who holds it since when, and fails the run with one line after
 ``flows.slot_wait_seconds`` instead of waiting silently forever.
@@ -18,12 +26,15 @@ and who holds it since when, and fails the run with one line after
 
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from uuid import UUID
 
 from prefect import get_client, get_run_logger
+from prefect.client.schemas.actions import VariableCreate, VariableUpdate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+from prefect.concurrency.context import ConcurrencyContext
 from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.server.concurrency.lease_storage import get_concurrency_lease_storage
 from prefect.settings import get_current_settings
 from prefect.utilities.asyncutils import run_coro_as_sync
@@ -115,9 +126,63 @@ def describe_limit() -> str:
     return text + (f": {'; '.join(holders)}" if holders else "")
 
 
+def _record_name(holder: ConcurrencyLeaseHolder) -> str:
+    return f"{GPU_LIMIT}-lease-{holder.type}-{holder.id}"
+
+
+def release_dead_attempt(holder: ConcurrencyLeaseHolder) -> bool:
+    """Release the slot an earlier attempt of ``holder`` left held; whether there was one.
+
+    A record outlives its attempt only if that attempt died holding the slot:
+    one that ends in any other way deletes it on the way out.
+    """
+    name = _record_name(holder)
+    with get_client(sync_client=True) as client:
+        record = client.read_variable_by_name(name)
+        if record is None:
+            return False
+        client.release_concurrency_slots_with_lease(UUID(str(record.value)))
+        with suppress(ObjectNotFound):
+            client.delete_variable_by_name(name)
+    get_run_logger().warning(
+        "released the '%s' slot (lease %s) that a lost attempt of this shard still held",
+        GPU_LIMIT,
+        record.value,
+    )
+    return True
+
+
+@contextmanager
+def _recorded(holder: ConcurrencyLeaseHolder | None) -> Iterator[None]:
+    """While the block runs, the id of the lease just taken is on record for ``holder``.
+
+    ``concurrency`` does not hand out its lease id; it notes every lease it is
+    granted in the run's :class:`ConcurrencyContext` (to release it should the
+    caller be cancelled), so the newest id there is the one just taken.
+    """
+    context = ConcurrencyContext.get()
+    if holder is None or context is None or not context.cleanup_lease_ids:
+        yield
+        return
+    name = _record_name(holder)
+    lease_id = str(context.cleanup_lease_ids[-1])
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_variable(VariableCreate(name=name, value=lease_id))
+        except ObjectAlreadyExists:  # a twin attempt of this task run (Dask ran it twice)
+            client.update_variable(VariableUpdate(name=name, value=lease_id))
+    try:
+        yield
+    finally:
+        with get_client(sync_client=True) as client, suppress(ObjectNotFound):
+            client.delete_variable_by_name(name)
+
+
 @contextmanager
 def gpu_slot(config: FlowsConfig, holder: ConcurrencyLeaseHolder | None) -> Iterator[None]:
     """Hold one ``gpu`` slot for the block, waiting at most ``config.slot_wait_seconds``."""
+    if holder is not None:
+        release_dead_attempt(holder)
     deadline = time.monotonic() + config.slot_wait_seconds
     stack = ExitStack()
     while True:
@@ -147,5 +212,5 @@ def gpu_slot(config: FlowsConfig, holder: ConcurrencyLeaseHolder | None) -> Iter
                 state,
                 f" ({reclaimed} expired lease(s) of dead holders revoked)" if reclaimed else "",
             )
-    with stack:
+    with stack, _recorded(holder):
         yield

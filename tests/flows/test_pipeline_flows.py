@@ -48,6 +48,18 @@ def content(store: Store, entity: str) -> pa.Table:
     return table.sort_by("id")
 
 
+def assert_same_content(ours: Store, theirs: Store) -> None:
+    """Same ids and text hashes per entity, embeddings equal within float error."""
+    for entity in ("item", "user"):
+        a, b = content(ours, entity), content(theirs, entity)
+        assert a["id"].equals(b["id"]) and a["text_hash"].equals(b["text_hash"])
+        np.testing.assert_allclose(
+            np.stack(a["embedding"].to_numpy(zero_copy_only=False)),
+            np.stack(b["embedding"].to_numpy(zero_copy_only=False)),
+            atol=1e-5,
+        )
+
+
 def test_refresh_backfill_publish_and_rollback_as_flows(tmp_path: Path, registry: Path) -> None:
     config = config_for(tmp_path, registry)
     path = config_file(tmp_path, config)
@@ -86,14 +98,7 @@ def test_refresh_on_a_two_worker_dask_cluster_matches_the_single_process_run(
     spread = config_for(tmp_path / "dask", registry)
     path = config_file(tmp_path / "dask", spread, runner="dask", workers=2)
     nightly_refresh(RefreshParameters(config=path))
-    for entity in ("item", "user"):
-        ours, theirs = content(Store(spread.store), entity), content(Store(single.store), entity)
-        assert ours["id"].equals(theirs["id"]) and ours["text_hash"].equals(theirs["text_hash"])
-        np.testing.assert_allclose(
-            np.stack(ours["embedding"].to_numpy(zero_copy_only=False)),
-            np.stack(theirs["embedding"].to_numpy(zero_copy_only=False)),
-            atol=1e-5,
-        )
+    assert_same_content(Store(spread.store), Store(single.store))
 
 
 def test_encoding_holds_the_gpu_limit_and_creates_it_when_missing(
