@@ -20,7 +20,7 @@ from marc_batch.config import Config
 from marc_batch.config.sources import TableSource
 from marc_batch.data.movielens import read_movielens
 from marc_batch.data.quarantine import malformed_entries, write_quarantine
-from marc_batch.data.sources import RawTable, read_source
+from marc_batch.data.sources import RawPieces, RawTable, read_pieces, read_source
 from marc_batch.data.specs import INTERACTIONS, ITEMS, USERS, EntitySpec
 from marc_batch.data.split import SPLITS, split_interactions
 from marc_batch.data.texts import item_texts, user_texts
@@ -86,8 +86,8 @@ def new_run_id() -> str:
     return utc_now().strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-def raw_tables(config: Config) -> Iterator[tuple[str, RawTable]]:
-    """Each table as read, one at a time: explicit sources win, the dataset supplies the rest."""
+def raw_tables(config: Config) -> Iterator[tuple[str, RawPieces]]:
+    """Each table as it is read: explicit sources win, the dataset supplies the rest."""
     sources = config.sources
     explicit = {
         spec.name: getattr(sources, spec.name)
@@ -96,15 +96,17 @@ def raw_tables(config: Config) -> Iterator[tuple[str, RawTable]]:
     }
     if len(explicit) < len(TABLES):
         dataset = read_movielens(sources.dataset)
-        yield from ((name, raw) for name, raw in dataset.items() if name not in explicit)
+        for name in [name for name in dataset if name not in explicit]:
+            raw = dataset.pop(name)
+            yield name, RawPieces(iter([raw.table]), raw.malformed)
         del dataset
     for name, source in explicit.items():
-        yield name, read_source(source)
+        yield name, read_pieces(source)
 
 
 def read_raw(config: Config) -> dict[str, RawTable]:
-    """Every table as read."""
-    return dict(raw_tables(config))
+    """Every table, whole."""
+    return {name: raw.whole() for name, raw in raw_tables(config)}
 
 
 def validate_all(

@@ -74,28 +74,37 @@ def _shards_of(key: pa.ChunkedArray | pa.Array, shards: int) -> np.ndarray:
     return shard_of(values, shards)
 
 
-def _partition(table: pa.Table, key: str, shards: int, directory: Path) -> None:
-    """Write ``table``'s rows into one file per shard of ``key``, with their source row numbers.
+def _partition(pieces: Iterator[pa.Table], key: str, shards: int, directory: Path) -> None:
+    """Write the rows of ``pieces`` into one file per shard of ``key``, with their source rows.
 
     Batch by batch: each batch is ordered by shard (stably, so rows keep
     their source order within a shard) and cut into runs, one per shard.
     """
     directory.mkdir(parents=True)
-    table = table.append_column(SOURCE_ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    writers = [pq.ParquetWriter(directory / f"{s}.parquet", table.schema) for s in range(shards)]
+    writers: list[pq.ParquetWriter] = []
+    seen = 0
     try:
-        for batch in table.to_batches(BATCH_ROWS):
-            assignment = (
-                _shards_of(batch[key], shards)
-                if key in batch.schema.names
-                else np.zeros(batch.num_rows, np.int32)  # refused as a missing column anyway
-            )
-            order = np.argsort(assignment, kind="stable")
-            bounds = np.searchsorted(assignment[order], np.arange(shards + 1))
-            ordered = batch.take(pa.array(order))
-            for s in range(shards):
-                if bounds[s + 1] > bounds[s]:
-                    writers[s].write_batch(ordered.slice(bounds[s], bounds[s + 1] - bounds[s]))
+        for piece in pieces:
+            numbers = pa.array(np.arange(seen, seen + piece.num_rows, dtype=np.int64))
+            table = piece.append_column(SOURCE_ROW, numbers)
+            seen += piece.num_rows
+            if not writers:
+                writers = [
+                    pq.ParquetWriter(directory / f"{s}.parquet", table.schema)
+                    for s in range(shards)
+                ]
+            for batch in table.to_batches(BATCH_ROWS):
+                assignment = (
+                    _shards_of(batch[key], shards)
+                    if key in batch.schema.names
+                    else np.zeros(batch.num_rows, np.int32)  # refused as a missing column anyway
+                )
+                order = np.argsort(assignment, kind="stable")
+                bounds = np.searchsorted(assignment[order], np.arange(shards + 1))
+                ordered = batch.take(pa.array(order))
+                for s in range(shards):
+                    if bounds[s + 1] > bounds[s]:
+                        writers[s].write_batch(ordered.slice(bounds[s], bounds[s + 1] - bounds[s]))
     finally:
         for writer in writers:
             writer.close()
@@ -283,9 +292,8 @@ def ingest_by_shard(
         malformed = {}
         keys = {spec.name: spec.key[0] for spec in TABLES}  # interactions: by user
         for name, raw in raw_tables(config):
+            _partition(raw.pieces, keys[name], shards, directory / "raw" / name)
             malformed[name] = raw.malformed
-            _partition(raw.table, keys[name], shards, directory / "raw" / name)
-            del raw
         with ExitStack() as files:
             quarantine = _Quarantine(config, run_id, files)
             counts = _validate_all(directory, config, shards, quarantine, malformed)

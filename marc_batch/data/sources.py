@@ -8,6 +8,7 @@ number of fields are not skipped silently: they come back as
 
 import csv
 import glob
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,31 +123,65 @@ def _header(data: pa.Buffer | str, delimiter: str, quoting: bool) -> list[str]:
     return names
 
 
-def read_source(source: TableSource) -> RawTable:
-    """Read one configured table and apply its column renames."""
+@dataclass
+class RawPieces:
+    """A source's rows as read, one piece (a file) at a time, and the lines it could not parse.
+
+    ``malformed`` is complete once every piece has been read.
+    """
+
+    pieces: Iterator[pa.Table]
+    malformed: list[MalformedRow]
+
+    def whole(self) -> RawTable:
+        """Every piece in one table."""
+        return RawTable(pa.concat_tables(list(self.pieces)), self.malformed)
+
+
+def _files(source: TableSource, malformed: list[MalformedRow]) -> Iterator[pa.Table]:
+    """The source's tables as read: the query's result, or each file in turn."""
     if source.format == "duckdb":
         try:
-            table = duckdb.connect().sql(source.query).to_arrow_table()
+            yield duckdb.connect().sql(source.query).to_arrow_table()
         except duckdb.Error as exc:
             raise SourceError(f"duckdb query failed: {' '.join(str(exc).split())}") from None
-        raw = RawTable(table, [])
-    elif source.format == "parquet":
-        try:
-            raw = RawTable(pa.concat_tables(pq.read_table(p) for p in _paths(source.path)), [])
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise SourceError(f"cannot read parquet {source.path}: {exc}") from None
-    else:
-        parts = [read_csv_bytes(p, source.delimiter) for p in _paths(source.path)]
-        try:
-            table = pa.concat_tables([part.table for part in parts])
-        except pa.ArrowInvalid:
-            raise SourceError(f"CSV files under {source.path} have different headers") from None
-        raw = RawTable(table, [row for part in parts for row in part.malformed])
-    if source.rename:
-        absent = sorted(set(source.rename) - set(raw.table.column_names))
-        if absent:
-            raise SourceError(f"rename names column(s) the source lacks: {', '.join(absent)}")
-        raw.table = raw.table.rename_columns(
-            [source.rename.get(name, name) for name in raw.table.column_names]
-        )
-    return raw
+        return
+    for path in _paths(source.path):
+        if source.format == "parquet":
+            try:
+                yield pq.read_table(path)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise SourceError(f"cannot read parquet {source.path}: {exc}") from None
+        else:
+            part = read_csv_bytes(path, source.delimiter)
+            malformed.extend(part.malformed)
+            yield part.table
+
+
+def _renamed(tables: Iterator[pa.Table], source: TableSource) -> Iterator[pa.Table]:
+    """Each table with the source's renames, refusing a file whose columns differ from the first."""
+    first: pa.Schema | None = None
+    for table in tables:
+        if first is None:
+            first = table.schema
+            absent = sorted(set(source.rename) - set(table.column_names))
+            if absent:
+                raise SourceError(f"rename names column(s) the source lacks: {', '.join(absent)}")
+        elif not table.schema.equals(first):
+            if source.format == "csv":
+                raise SourceError(f"CSV files under {source.path} have different headers")
+            raise SourceError(
+                f"cannot read parquet {source.path}: files differ in schema: {table.schema}"
+            )
+        yield table.rename_columns([source.rename.get(n, n) for n in table.column_names])
+
+
+def read_pieces(source: TableSource) -> RawPieces:
+    """Read one configured table file by file, applying its column renames."""
+    malformed: list[MalformedRow] = []
+    return RawPieces(_renamed(_files(source, malformed), source), malformed)
+
+
+def read_source(source: TableSource) -> RawTable:
+    """Read one configured table whole and apply its column renames."""
+    return read_pieces(source).whole()

@@ -13,6 +13,7 @@ from marc_batch.data.sharded import ingest_by_shard
 from marc_batch.encode.shards import shard_of
 from marc_batch.errors import ErrorBudgetExceeded
 from tests.test_ingest_cli import corrupt
+from tests.tiny import write_catalogue
 
 SHARDS = 4
 
@@ -76,3 +77,24 @@ def test_the_error_budget_applies_per_table_after_every_shard_is_counted(
         pass
     written = sorted(p.name for p in (tmp_path / "store" / "quarantine" / "over").iterdir())
     assert written == ["interactions.parquet", "items.parquet", "users.parquet"]
+
+
+def test_a_source_of_several_files_is_read_file_by_file_with_its_rows_numbered_across_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "catalogue"
+    write_catalogue(data)
+    header, *rows = (data / "items.csv").read_text().splitlines()
+    (data / "items.csv").unlink()
+    (data / "items-1.csv").write_text("\n".join([header, *rows[:30]]) + "\n")
+    # The second file repeats an id of the first, and has a line with too many fields.
+    late = [*rows[30:], "3,a later copy of three,1999,drama", "61,too,many,fields,here"]
+    (data / "items-2.csv").write_text("\n".join([header, *late]) + "\n")
+    for name in ("items", "users", "interactions"):
+        pattern = "items-*.csv" if name == "items" else f"{name}.csv"
+        monkeypatch.setenv(f"MARC_BATCH_SOURCES__{name.upper()}__FORMAT", "csv")
+        monkeypatch.setenv(f"MARC_BATCH_SOURCES__{name.upper()}__PATH", str(data / pattern))
+    config = configured(monkeypatch, tmp_path / "store")
+    assert_same(config)
+    with ingest_by_shard(config, SHARDS, run_id="files") as sharded:
+        assert sharded.report.tables["items"].reasons == {"DUPLICATE_ID": 1, "MALFORMED_ROW": 1}
