@@ -2,15 +2,21 @@
 
 Titles are 2 to 6 words drawn from the bundled MiniLM vocabulary (whole
 English words), with a year and one to three of the MovieLens genres, so
-that the texts tokenise like real titles and almost never repeat. Users and
-interactions stay small whatever the catalogue size: each user rates
-``per_user`` distinct items. Ids are integers as strings, as in MovieLens.
+that the texts tokenise like real titles and almost never repeat. Users have
+histories like real ones: each rates between ``behaviours`` bounds of
+distinct items (uniformly), drawn with popularity skew (item popularity
+falls as 1/rank, Zipf's law, the popular items spread over all ids), so user
+texts, where a refresh spends its encoding time, are long and share their
+items. Interactions are generated and written a block of users at a time,
+so a million users with 60 behaviours each never sit in memory together.
+Ids are integers as strings, as in MovieLens.
 
 This is the benchmarks' workload, not a shared fixture: tests use the small
 hand-written catalogue of ``tests/tiny.py``, whose every word the tiny test
 tokenizer knows, so this module stays with the benchmarks that define it.
 """
 
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -97,36 +103,74 @@ def users_table(count: int, seed: int) -> pa.Table:
     )
 
 
-def interactions_table(users: int, items: int, per_user: int, seed: int) -> pa.Table:
-    """``per_user`` distinct items per user, ratings 1-5, increasing timestamps."""
+USER_BLOCK = 20_000
+INTERACTIONS_SCHEMA = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("rating", pa.int64()),
+        ("timestamp", pa.int64()),
+    ]
+)
+
+
+def interaction_blocks(
+    users: int, items: int, behaviours: tuple[int, int], seed: int
+) -> Iterator[pa.Table]:
+    """Each user's distinct items, popular ones most often; ratings 1-5, increasing timestamps.
+
+    Item ranks are drawn log-uniformly (P(rank r) ~ 1/r) and mapped through a
+    fixed permutation to ids; a user's repeats are dropped and the first
+    ``n`` distinct draws kept, ``n`` uniform in ``behaviours``.
+    """
     rng = np.random.default_rng(seed)
-    per_user = min(per_user, items)
-    item_ids = np.concatenate([rng.choice(items, per_user, replace=False) for _ in range(users)])
-    rows = users * per_user
-    return pa.table(
-        {
-            "user_id": pa.array(np.repeat([f"u{u}" for u in range(users)], per_user), pa.string()),
-            "item_id": pa.array(item_ids.astype(str), pa.string()),
-            "rating": pa.array(rng.integers(1, 6, rows), pa.int64()),
-            "timestamp": pa.array(880_000_000 + np.arange(rows) * 60, pa.int64()),
-        }
-    )
+    low, high = min(behaviours[0], items), min(behaviours[1], items)
+    popular = rng.permutation(items)
+    written = 0
+    for first in range(0, users, USER_BLOCK):
+        block = min(USER_BLOCK, users - first)
+        wanted = rng.integers(low, high + 1, block)
+        draws = 3 * high
+        ranks = np.exp(rng.random((block, draws)) * np.log(items)).astype(np.int64) - 1
+        drawn = popular[np.minimum(ranks, items - 1)]
+        order = np.argsort(drawn, axis=1, kind="stable")
+        ordered = np.take_along_axis(drawn, order, axis=1)
+        repeat = np.zeros_like(ordered, dtype=bool)
+        repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+        first_seen = np.empty_like(repeat)
+        np.put_along_axis(first_seen, order, ~repeat, axis=1)  # back in draw order
+        kept = first_seen & (np.cumsum(first_seen, axis=1) <= wanted[:, None])
+        rows_per_user = kept.sum(axis=1)
+        rows = int(rows_per_user.sum())
+        numbers = pa.array(np.repeat(np.arange(first, first + block), rows_per_user))
+        user_ids = pc.binary_join_element_wise("u", numbers.cast(pa.string()), "")
+        yield pa.table(
+            {
+                "user_id": user_ids,
+                "item_id": pa.array(drawn[kept]).cast(pa.string()),
+                "rating": rng.integers(1, 6, rows),
+                "timestamp": 880_000_000 + (written + np.arange(rows)) * 60,
+            },
+            schema=INTERACTIONS_SCHEMA,
+        )
+        written += rows
 
 
 def write_catalogue(
-    root: Path, items: int, users: int = 1_000, per_user: int = 20, seed: int = 0
+    root: Path,
+    items: int,
+    users: int = 1_000,
+    behaviours: tuple[int, int] = (20, 100),
+    seed: int = 0,
 ) -> dict[str, Path]:
     """Write items, users and interactions as Parquet under ``root``; return their paths."""
     root.mkdir(parents=True, exist_ok=True)
-    tables = {
-        "items": items_table(0, items, seed),
-        "users": users_table(users, seed + 1),
-        "interactions": interactions_table(users, items, per_user, seed + 2),
-    }
-    paths = {}
-    for name, table in tables.items():
-        paths[name] = root / f"{name}.parquet"
-        pq.write_table(table, paths[name])
+    paths = {name: root / f"{name}.parquet" for name in TABLES}
+    pq.write_table(items_table(0, items, seed), paths["items"])
+    pq.write_table(users_table(users, seed + 1), paths["users"])
+    with pq.ParquetWriter(paths["interactions"], INTERACTIONS_SCHEMA) as writer:
+        for block in interaction_blocks(users, items, behaviours, seed + 2):
+            writer.write_table(block)
     return paths
 
 

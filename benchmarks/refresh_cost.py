@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
             else "registered MARC encoder on a tiny random BERT (2 layers, hidden 32), k 64"
         ),
         "catalogue": (
-            f"generated, {args.items} items, {args.users} users x 20 interactions"
+            f"generated, {args.items} items, {args.users} users with 20-100 behaviours each"
             if args.items
             else "MovieLens-100K (1682 items, 943 users)"
         ),

@@ -2,8 +2,8 @@
 
 Usage: python -m benchmarks.scaling --sizes 100000 1000000 --out benchmarks/results/scaling.json
 
-Each size is a generated catalogue (``benchmarks/catalogue.py``; users and
-interactions stay at 1,000 x 20) refreshed end to end with a registered
+Each size is a generated catalogue (``benchmarks/catalogue.py``; ``--users``
+users, 1,000 by default, with 20 to 100 behaviours each) refreshed end to end with a registered
 MARC encoder on a tiny random BERT (``fixtures/encoders.py``), one
 encode thread, 8 shards, in a fresh process whose peak RSS
 (``ru_maxrss``) is the figure; a sampling thread attributes it to the
@@ -23,7 +23,6 @@ from fixtures.encoders import benchmark_registry
 
 MODULE = "benchmarks.scaling"
 CHILD = "benchmarks.refresh_cost"
-USERS = 1_000
 
 
 def store_for(work: Path, size: int) -> Path:
@@ -33,6 +32,7 @@ def store_for(work: Path, size: int) -> Path:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--users", type=int, default=1_000)
     parser.add_argument("--work", type=Path, help="where stores are kept (default: temporary)")
     parser.add_argument("--no-backfill", action="store_true")
     parser.add_argument("--inline", action="store_true", help="no fresh processes (smoke runs)")
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     sizes = {}
     for size in args.sizes:
         root = work / str(size)
-        paths = write_catalogue(root / "catalogue", size, USERS)
+        paths = write_catalogue(root / "catalogue", size, args.users)
         config = config_for(paths, registry, store_for(work, size), encode={"threads": 1})
         config_path = root / "config.json"
         config_path.write_text(config.model_dump_json())
@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> dict:
         "command": command(MODULE, argv),
         "machine": machine(),
         "model": "registered MARC encoder on a tiny random BERT (2 layers, hidden 32), k 64",
-        "catalogue": f"generated items; {USERS} users x 20 interactions at every size",
+        "catalogue": (
+            f"generated items; {args.users} users with 20-100 behaviours each at every size"
+        ),
         "encode_threads": 1,
         "shards": 8,
         "fresh_processes": not args.inline,
