@@ -277,8 +277,42 @@ def _no_interactions(directory: Path) -> pa.Table:
     return schema.empty_table().append_column("split", pa.array([], pa.string()))
 
 
-@contextmanager
 @traced("ingest")
+def _ingest(config: Config, shards: int, run_id: str, directory: Path) -> IngestReport:
+    """Partition, validate, split and render into ``directory``; what was read and refused."""
+    malformed = {}
+    keys = {spec.name: spec.key[0] for spec in TABLES}  # interactions: by user
+    for name, raw in raw_tables(config):
+        _partition(raw.pieces, keys[name], shards, directory / "raw" / name)
+        malformed[name] = raw.malformed
+    with ExitStack() as files:
+        quarantine = _Quarantine(config, run_id, files)
+        counts = _validate_all(directory, config, shards, quarantine, malformed)
+    tables = {name: table.report() for name, table in counts.items()}
+    check_error_budget(config, run_id, tables)
+    split, positives = split_to_shards(
+        directory / "accepted" / "interactions",
+        config.sources.split,
+        config.sources.positive_rating,
+        directory / "split",
+    )
+    texts = _render(directory, config, shards)
+    interactions = tables["interactions"].accepted
+    return IngestReport(
+        run_id=run_id,
+        items=tables["items"].accepted,
+        users=tables["users"].accepted,
+        interactions=interactions,
+        quarantined=sum(table.quarantined for table in tables.values()),
+        tables=tables,
+        split={name: split.get(name, 0) for name in SPLITS},
+        positive_rate=round(positives / interactions, 4) if interactions else 0.0,
+        texts={"items": texts[Entity.ITEM].report(), "users": texts[Entity.USER].report()},
+        quarantine_files=list(quarantine.written.values()),
+    )
+
+
+@contextmanager
 def ingest_by_shard(
     config: Config, shards: int, run_id: str | None = None
 ) -> Iterator[ShardedCatalogue]:
@@ -289,34 +323,4 @@ def ingest_by_shard(
     run_id = check_run_id(run_id or new_run_id())
     with tempfile.TemporaryDirectory(prefix="marc-batch-ingest-") as workdir:
         directory = Path(workdir)
-        malformed = {}
-        keys = {spec.name: spec.key[0] for spec in TABLES}  # interactions: by user
-        for name, raw in raw_tables(config):
-            _partition(raw.pieces, keys[name], shards, directory / "raw" / name)
-            malformed[name] = raw.malformed
-        with ExitStack() as files:
-            quarantine = _Quarantine(config, run_id, files)
-            counts = _validate_all(directory, config, shards, quarantine, malformed)
-        tables = {name: table.report() for name, table in counts.items()}
-        check_error_budget(config, run_id, tables)
-        split, positives = split_to_shards(
-            directory / "accepted" / "interactions",
-            config.sources.split,
-            config.sources.positive_rating,
-            directory / "split",
-        )
-        texts = _render(directory, config, shards)
-        interactions = tables["interactions"].accepted
-        report = IngestReport(
-            run_id=run_id,
-            items=tables["items"].accepted,
-            users=tables["users"].accepted,
-            interactions=interactions,
-            quarantined=sum(table.quarantined for table in tables.values()),
-            tables=tables,
-            split={name: split.get(name, 0) for name in SPLITS},
-            positive_rate=round(positives / interactions, 4) if interactions else 0.0,
-            texts={"items": texts[Entity.ITEM].report(), "users": texts[Entity.USER].report()},
-            quarantine_files=list(quarantine.written.values()),
-        )
-        yield ShardedCatalogue(directory, shards, report)
+        yield ShardedCatalogue(directory, shards, _ingest(config, shards, run_id, directory))
