@@ -135,7 +135,8 @@ class ModelConfig(BaseModel):
     user_encoder: Literal["text", "bahe"] = Field(
         "text",
         description="text: a user is one text through every layer; bahe: behaviours are "
-        "encoded once each by the lower layers and users by the upper layers only.",
+        "encoded once each by the lower layers and users by the upper layers only "
+        "(the encoder exists; training refuses it until training and refresh run it).",
     )
     bahe: BaheConfig = Field(default_factory=BaheConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)

@@ -21,6 +21,7 @@ from marc_batch.config import Config, ModelConfig
 from marc_batch.data.ingest import Catalogue, ingest
 from marc_batch.device import resolve_device
 from marc_batch.entities import Entity
+from marc_batch.errors import ConfigError
 from marc_batch.model.backbone import Backbone, resolve_path, weights_sha256
 from marc_batch.model.marc import MarcEncoder, MarcObjective
 from marc_batch.train.cache import TextCache, build_cache
@@ -54,6 +55,12 @@ class Prepared:
 
 def prepare(config: Config, progress: Progress | None = None) -> Prepared:
     """Ingest, load the frozen backbone and run the cached frozen pass over every text."""
+    if config.model.user_encoder == "bahe":
+        # A model trained one way and run the other would publish meaningless user vectors.
+        raise ConfigError(
+            "model.user_encoder: 'bahe' is not yet run by training or refresh "
+            "(marc_batch/model/bahe.py is the encoder alone); use 'text'"
+        )
     train = config.model.train
     if train.threads:
         torch.set_num_threads(train.threads)

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from marc_batch.config import LoraConfig, TemplatesConfig
+from marc_batch.config import Config, LoraConfig, TemplatesConfig
 from marc_batch.config.model import BaheConfig
 from marc_batch.data.texts import user_behaviour_texts
 from marc_batch.errors import ConfigError
@@ -28,6 +28,7 @@ from marc_batch.model.bahe import (
     users_from_table,
 )
 from marc_batch.model.marc import MarcEncoder
+from marc_batch.train.recipe import prepare
 from tests.model.conftest import tiny_model_config
 
 MAX_LENGTH = 16
@@ -244,3 +245,9 @@ def test_gradients_reach_the_adapted_layers_through_the_user_sequence(backbone: 
     backbone.pooled((hidden[-1],), mask).pow(2).sum().backward()
     grads = {n: p.grad for n, p in backbone.model.named_parameters() if p.requires_grad}
     assert grads and all(g is not None and g.abs().sum() > 0 for g in grads.values())
+
+
+def test_training_refuses_bahe_until_it_runs_it(tmp_path: Path) -> None:
+    config = Config(store={"root": str(tmp_path)}, model={"user_encoder": "bahe"})
+    with pytest.raises(ConfigError, match=r"model\.user_encoder"):
+        prepare(config)
