@@ -17,14 +17,13 @@ from typing import TypeVar
 
 import torch
 from prefect import flow, get_client, get_run_logger, task, unmapped
-from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.runtime import flow_run, task_run
 from prefect.states import State
 
-from flows.outcome import run_step, worth_retrying
+from flows.outcome import SHARD_TASK, run_step
 from flows.runners import gpu_request, shard_deadline, task_runner
 from flows.slots import GPU_LIMIT, gpu_slot, reclaim_expired_slots
 from marc_batch.config import Config
@@ -35,14 +34,7 @@ from marc_batch.pipeline.shards import ShardJob, encode_job
 R = TypeVar("R")
 
 
-@task(
-    name="encode-shard",
-    retries=2,
-    retry_delay_seconds=[5, 30],
-    retry_condition_fn=worth_retrying,
-    cache_policy=NO_CACHE,
-    task_run_name="encode-{job.entity}-shard-{job.shard}",
-)
+@task(name="encode-shard", task_run_name="encode-{job.entity}-shard-{job.shard}", **SHARD_TASK)
 def encode_shard(config: Config, model_version: str, job: ShardJob) -> EncodeStats:
     holder = ConcurrencyLeaseHolder(type="task_run", id=task_run.get_id())
     what = f"{job.entity} shard {job.shard}"

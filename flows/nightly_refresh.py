@@ -1,15 +1,17 @@
 """The nightly refresh: every item and user re-encoded with the current model, then published.
 
 The library does the work (:func:`marc_batch.pipeline.refresh.refresh`);
-this flow chooses where the shards run, names the run, and leaves a summary
-artifact. A failed run leaves its finished shards checkpointed in the store,
-so running it again (or retrying it from the UI) encodes only the rest.
+this flow chooses where the shards are encoded and indexed, names the run,
+and leaves a summary artifact. A failed run leaves its finished shards
+checkpointed in the store, so running it again (or retrying it from the
+UI) encodes only the rest.
 """
 
 from prefect import flow, get_run_logger
 from prefect.states import State
 
 from flows.encoding import run_on_engine
+from flows.indexing import index_on_engine
 from flows.summaries import publish_summary
 from marc_batch.parameters import RefreshParameters
 from marc_batch.pipeline.refresh import RefreshReport, refresh
@@ -41,4 +43,10 @@ def summarise(report: RefreshReport) -> None:
 def nightly_refresh(parameters: RefreshParameters | None = None) -> RefreshReport | State:
     """Re-encode the catalogue, write a snapshot, prove its indexes, validate, promote."""
     parameters = parameters or RefreshParameters()
-    return run_on_engine(refresh, parameters, summarise, model_version=parameters.model_version)
+    return run_on_engine(
+        refresh,
+        parameters,
+        summarise,
+        model_version=parameters.model_version,
+        index_shards=index_on_engine,
+    )

@@ -7,9 +7,10 @@ CLI show), and the published state is unchanged.
 
 import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from prefect import get_run_logger
+from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
 from marc_batch.errors import MarcBatchError, StoreUnavailable
@@ -63,3 +64,12 @@ def worth_retrying(_task: object, _task_run: object, state: State) -> bool:
     """Retry what may pass next time (a lost worker, a flaky store), not a user's error."""
     error = state.result(raise_on_failure=False)
     return isinstance(error, StoreUnavailable) or not isinstance(error, MarcBatchError)
+
+
+SHARD_TASK: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [5, 30],
+    "retry_condition_fn": worth_retrying,
+    "cache_policy": NO_CACHE,
+}
+"""How every shard task (encoding, indexing) is retried: twice, on what may pass next time."""

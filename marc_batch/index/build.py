@@ -13,6 +13,7 @@ index file itself, so a plain ``faiss.read_index`` searches as tuned.
 """
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -81,6 +82,22 @@ def factory_for(rows: int, config: IndexConfig) -> str:
     return f"IVF{nlist}_HNSW{config.hnsw_m},{codec}"
 
 
+Parts = Callable[[faiss.Index, bool], Iterator[faiss.Index]]
+"""Given the trained empty index and the id scheme, one index per piece, in piece order."""
+
+
+def added_here(vectors: Vectors) -> Parts:
+    """Each piece added to its own copy of the trained empty index, in this process."""
+
+    def parts(empty: faiss.Index, native: bool) -> Iterator[faiss.Index]:
+        for labels, piece in vectors.labelled(native):
+            part = faiss.clone_index(empty)
+            part.add_with_ids(piece, labels)
+            yield part
+
+    return parts
+
+
 def build_index(
     vectors: np.ndarray, ids: pa.Array | pa.ChunkedArray, config: IndexConfig
 ) -> BuiltIndex:
@@ -88,12 +105,15 @@ def build_index(
     return build_from_pieces(in_one_piece(vectors, ids), config)
 
 
-def build_from_pieces(vectors: Vectors, config: IndexConfig) -> BuiltIndex:
+def build_from_pieces(
+    vectors: Vectors, config: IndexConfig, parts: Parts | None = None
+) -> BuiltIndex:
     """Build, tune and recall-check an index over ``vectors``, holding one piece at a time.
 
     Three passes: a survey (id scheme, training sample, held-out queries),
-    then each piece added to its own copy of the trained empty index and
-    merged in, then exact search over the pieces for the recall proof.
+    then each piece added to its own copy of the trained empty index (here,
+    or wherever ``parts`` sends them) and merged in, then exact search over
+    the pieces for the recall proof.
     """
     started = time.perf_counter()
     factory = factory_for(vectors.rows, config)
@@ -110,9 +130,7 @@ def build_from_pieces(vectors: Vectors, config: IndexConfig) -> BuiltIndex:
         empty = faiss.index_factory(vectors.dim, factory, faiss.METRIC_INNER_PRODUCT)
         empty.train(found.sample[:training])
     index = faiss.clone_index(empty)
-    for labels, piece in vectors.labelled(found.native):
-        part = faiss.clone_index(empty)
-        part.add_with_ids(piece, labels)
+    for part in (parts or added_here(vectors))(empty, found.native):
         index.merge_from(part, 0)
     report = report_for(index, vectors, found.native, config, started, queries)
     return BuiltIndex(index, report)

@@ -3,7 +3,8 @@
 Before encoding, the driver stages each shard's texts (id, text, text_hash)
 under ``_checkpoints/`` in the store; a shard task, on this machine or on a
 cluster worker that sees the same store, reads them, encodes them and saves
-the resulting rows (id, embedding, text_hash, updated_at) next to them. Both
+the resulting rows (id, embedding, text_hash, updated_at) next to them; the
+index of a shard's vectors travels the same way (``.faiss``). Rows and texts
 are keyed by a hash of everything that determines the rows: the model
 version, the entity, the shard and every (id, text_hash) pair in it.
 
@@ -86,6 +87,19 @@ class Checkpoints:
 
     def save(self, key: str, rows: pa.Table) -> None:
         self._write(self._path(key, "rows"), rows)
+
+    def save_bytes(self, name: str, data: bytes) -> None:
+        """Leave a serialised index (a trained empty one, or one shard's) under ``name``."""
+        path = f"{PREFIX}/{name}.faiss"
+        self.backend.delete(path)  # a partial file left by a crash mid-write
+        with self.backend.writing(path) as handle:
+            handle.write(data)
+
+    def load_bytes(self, name: str) -> bytes:
+        return self.backend.read_bytes(f"{PREFIX}/{name}.faiss")
+
+    def drop_bytes(self, name: str) -> None:
+        self.backend.delete(f"{PREFIX}/{name}.faiss")
 
     def clear(self, keys: list[str]) -> None:
         """Drop a run's checkpoints once its snapshot is committed."""

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from marc_batch.config import IndexConfig
 from marc_batch.entities import Entity
 from marc_batch.index import BuiltIndex, IndexReport
-from marc_batch.index.build import build_from_pieces, factory_for
+from marc_batch.index.build import Parts, build_from_pieces, factory_for
 from marc_batch.index.ids import is_canonical
 from marc_batch.index.io import index_from_bytes, write_index
 from marc_batch.index.update import ParentIndex, update_index
@@ -68,10 +68,10 @@ def _write(txn: Transaction, entity: Entity, built: BuiltIndex) -> StagedIndex:
 
 @traced("publish_index")
 def stage_index(
-    txn: Transaction, entity: Entity, vectors: Vectors, config: IndexConfig
+    txn: Transaction, entity: Entity, vectors: Vectors, config: IndexConfig, parts: Parts
 ) -> StagedIndex:
-    """Index every live vector of ``entity`` afresh and write the index into ``txn``."""
-    return _write(txn, entity, build_from_pieces(vectors, config))
+    """Index every live vector of ``entity`` afresh (``parts`` adds them) into ``txn``."""
+    return _write(txn, entity, build_from_pieces(vectors, config, parts))
 
 
 def _live_vectors(

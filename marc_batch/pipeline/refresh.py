@@ -4,10 +4,12 @@ Everything runs shard by shard (shard = stable hash of the id), so no step
 holds the whole catalogue: ingestion validates and renders one shard at a
 time and stages its texts in the store, a worker encodes one shard's texts
 at a time, each shard becomes its own Parquet partition, and the index is
-built from the saved shards. Where the shards run is the caller's choice (``encode``):
-serially here, or as Prefect tasks on threads or a Dask or Ray cluster in
-the flows. Finished shards are checkpointed, so a re-run after a crash
-encodes only the shards that were not finished. The index is built and
+built from the saved shards, each shard's vectors added by a task of its
+own (see :mod:`marc_batch.pipeline.shard_indexes`). Where the shards run
+is the caller's choice (``encode``, ``index_shards``): serially here, or as
+Prefect tasks on threads or a Dask or Ray cluster in the flows. Finished
+shards are checkpointed, so a re-run after a crash encodes only the shards
+that were not finished. The index is built and
 recall-checked before the commit: if it misses its target, the transaction
 is aborted and the channel keeps pointing at the previous snapshot.
 Conservation is checked before anything is committed: rows in = rows
@@ -24,6 +26,7 @@ from marc_batch.index import IndexReport
 from marc_batch.pipeline import steps
 from marc_batch.pipeline.checkpoints import Checkpoints
 from marc_batch.pipeline.indexes import StagedIndex, stage_index
+from marc_batch.pipeline.shard_indexes import IndexRunner, index_serially, shard_parts
 from marc_batch.pipeline.shards import (
     ShardRunner,
     collect_shards,
@@ -54,8 +57,13 @@ def refresh(
     run_id: str | None = None,
     encode: ShardRunner = encode_serially,
     channel: str | None = None,
+    index_shards: IndexRunner = index_serially,
 ) -> RefreshReport:
-    """Re-encode everything with ``model_version`` and publish a full snapshot."""
+    """Re-encode everything with ``model_version`` and publish a full snapshot.
+
+    ``encode`` runs the shards' encoding and ``index_shards`` their index
+    building wherever the caller wants them: here, or on a cluster.
+    """
     channel = channel or config.flows.channel
     with ingest_by_shard(config, config.store.shards, run_id=run_id) as catalogue:
         ingested = catalogue.report
@@ -76,7 +84,8 @@ def refresh(
         for entity, entity_jobs in jobs.items():
             if entity is Entity.ITEM or config.index.users:
                 vectors = shard_vectors(checkpoints, entity_jobs, txn.k)
-                indexes[entity] = stage_index(txn, entity, vectors, config.index)
+                parts = shard_parts(config, checkpoints, entity_jobs, index_shards)
+                indexes[entity] = stage_index(txn, entity, vectors, config.index, parts)
                 quality.update(indexes[entity].quality)
         manifest = txn.commit(
             indexes=[staged.file for staged in indexes.values()],

@@ -3,6 +3,7 @@
 import asyncio
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pyarrow as pa
 import yaml
@@ -99,6 +100,12 @@ def test_refresh_on_a_two_worker_dask_cluster_matches_the_single_process_run(
     path = config_file(tmp_path / "dask", spread, runner="dask", workers=2)
     nightly_refresh(RefreshParameters(config=path))
     assert_same_content(Store(spread.store), Store(single.store))
+    # Each shard's vectors were indexed by a task on the cluster; merged, they label the same ids.
+    labels = [
+        faiss.vector_to_array(faiss.downcast_index(open_snapshot(store).index("item")).id_map)
+        for store in (Store(spread.store), Store(single.store))
+    ]
+    assert labels[0].tolist() == labels[1].tolist() and len(labels[0]) == ITEMS
 
 
 def test_encoding_holds_the_gpu_limit_and_creates_it_when_missing(
