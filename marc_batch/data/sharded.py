@@ -39,6 +39,7 @@ from marc_batch.data.ingest import (
     raw_tables,
 )
 from marc_batch.data.quarantine import malformed_entries
+from marc_batch.data.sources import MalformedRow
 from marc_batch.data.specs import EntitySpec
 from marc_batch.data.split import SPLITS, split_to_shards
 from marc_batch.data.texts import item_texts, user_texts
@@ -193,7 +194,11 @@ class _Quarantine:
 
 
 def _validate_shard(
-    directory: Path, spec: EntitySpec, shard: int, config: Config, known: dict
+    directory: Path,
+    spec: EntitySpec,
+    shard: int,
+    config: Config,
+    known: dict[Entity, pa.Table | ds.Dataset],
 ) -> Validated:
     """Validate one shard of a table; quarantine entries name the row of the whole source."""
     # Not read as a dataset: a source may repeat a column name, which validate() refuses.
@@ -213,7 +218,11 @@ def _accepted(directory: Path, table: str, shard: int) -> Path:
 
 
 def _validate_all(
-    directory: Path, config: Config, shards: int, quarantine: _Quarantine, malformed: dict
+    directory: Path,
+    config: Config,
+    shards: int,
+    quarantine: _Quarantine,
+    malformed: dict[str, list[MalformedRow]],
 ) -> dict[str, _Table]:
     """Validate every shard of every table, items and users before the interactions naming them."""
     counts = {spec.name: _Table() for spec in TABLES}
@@ -222,6 +231,7 @@ def _validate_all(
         quarantine.write(spec.name, entries)
         counts[spec.name].add(entries, 0)
         for shard in range(shards):
+            # An interaction is in its user's shard; its item may be in any item shard.
             known = {
                 entity: pq.read_table(_accepted(directory, entity.table, shard), columns=["id"])
                 if entity is Entity.USER
@@ -280,7 +290,7 @@ def _no_interactions(directory: Path) -> pa.Table:
 @traced("ingest")
 def _ingest(config: Config, shards: int, run_id: str, directory: Path) -> IngestReport:
     """Partition, validate, split and render into ``directory``; what was read and refused."""
-    malformed = {}
+    malformed: dict[str, list[MalformedRow]] = {}
     keys = {spec.name: spec.key[0] for spec in TABLES}  # interactions: by user
     for name, raw in raw_tables(config):
         _partition(raw.pieces, keys[name], shards, directory / "raw" / name)
