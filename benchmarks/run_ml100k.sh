@@ -7,16 +7,17 @@
 # Then the leak check's other arm, into $OUT/all-rows-encoder/: an encoder trained on every
 # training row (downstream_holdout = 0) and its lift under the standard protocol.
 #
-# Usage: benchmarks/run_ml100k.sh 64 [--lift-only]
-#   (the config is benchmarks/configs/ml100k-minilm-k$K.toml)
-#   --lift-only: evaluate with --lift-only (no proj-final / marc-no-info training, no probe), into
+# Usage: benchmarks/run_ml100k.sh 64 [evaluate options]
+#   (the config is benchmarks/configs/ml100k-minilm-k$K.toml; options go to marc-batch evaluate)
+#   --lift-only [--mid-layer N]: no proj-final / marc-no-info training, no probe, results into
 #   benchmarks/results/ml100k-minilm-k$K-lift/, for machines that cannot afford the full run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K=${1:?k}
-MODE=${2:-}
+EVALUATE=("${@:2}")
 CONFIG=benchmarks/configs/ml100k-minilm-k$K.toml
-OUT=benchmarks/results/ml100k-minilm-k$K${MODE:+-lift}
+OUT=benchmarks/results/ml100k-minilm-k$K
+[[ " ${EVALUATE[*]} " == *" --lift-only "* ]] && OUT=$OUT-lift
 TIME=(/usr/bin/time -f "%e s wall, %U s user, %S s system, %P CPU" -o)
 
 run_recipe() {  # $1: output directory, $2: model registry; environment: the recipe's overrides
@@ -24,7 +25,7 @@ run_recipe() {  # $1: output directory, $2: model registry; environment: the rec
     MARC_BATCH_MODEL__REGISTRY=$2 "${TIME[@]}" "$1/train.time" \
         .venv/bin/marc-batch train --config "$CONFIG" --json > "$1/train.json"
     MARC_BATCH_MODEL__REGISTRY=$2 "${TIME[@]}" "$1/evaluate.time" \
-        .venv/bin/marc-batch evaluate --config "$CONFIG" --out "$1" $MODE > "$1/evaluate.log"
+        .venv/bin/marc-batch evaluate --config "$CONFIG" --out "$1" "${EVALUATE[@]}" > "$1/evaluate.log"
 }
 
 run_recipe "$OUT" "models-k$K"

@@ -26,13 +26,20 @@ def evaluate_command(
             "model only, without the frozen-z table and the layer probe."
         ),
     ] = False,
+    mid_layer: Annotated[
+        int | None,
+        typer.Option(
+            help="With --lift-only: pca-best-mid's layer, as chosen on validation by an earlier "
+            "run on the same backbone and data (default: choose it again on validation)."
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Train the baselines, score all five methods over seeds and their lift, probe every layer."""
     settings = load_config(config)
     command = shlex.join(["marc-batch", *sys.argv[1:]])
     with progress_bar() as progress:
-        report = evaluate(settings, model, command, progress, lift_only)
+        report = evaluate(settings, model, command, progress, lift_only, mid_layer)
     paths = write_report(report, out)
     if json_output:
         typer.echo(report.model_dump_json())

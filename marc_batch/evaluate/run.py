@@ -10,8 +10,9 @@ there instead of recomputing identical numbers.
 
 ``lift_only`` reuses what is registered instead: it trains nothing, skips the
 frozen-z table and the probe, picks ``pca-best-mid``'s layer on the lift
-model's validation AUC, and scores the lift of ``pca-final``,
-``pca-best-mid`` and the registered model's z.
+model's validation AUC (or takes ``mid_layer``, a layer chosen on validation
+by an earlier run on the same backbone and data), and scores the lift of
+``pca-final``, ``pca-best-mid`` and the registered model's z.
 """
 
 import time
@@ -21,7 +22,7 @@ import numpy as np
 from rich.progress import Progress
 
 from marc_batch.config import Config
-from marc_batch.errors import ArtifactError
+from marc_batch.errors import ArtifactError, ConfigError
 from marc_batch.evaluate.features import side_features
 from marc_batch.evaluate.lift import Fields, lift_tables, protocol_pairs, validation_lift_auc
 from marc_batch.evaluate.lift_report import LiftProtocol, MethodSummary
@@ -73,7 +74,12 @@ def best_lift_layer(
 
 
 def evaluate(
-    config: Config, version: str, command: str, progress: Progress, lift_only: bool = False
+    config: Config,
+    version: str,
+    command: str,
+    progress: Progress,
+    lift_only: bool = False,
+    mid_layer: int | None = None,
 ) -> EvaluationReport:
     started = time.perf_counter()
     registry = Registry(Path(config.model.registry))
@@ -103,7 +109,12 @@ def evaluate(
     methods: dict[str, MethodScore] = {}
     probe: dict[str, list[LayerScore]] = {}
     tuned = {"marc": encoder}
-    if lift_only:
+    final = prepared.caches["user"].pooled.shape[1] - 1
+    if mid_layer is not None and not 1 <= mid_layer < final:
+        raise ConfigError(f"--mid-layer must name a middle layer, 1 .. {final - 1}")
+    if lift_only and mid_layer is not None:
+        best_mid, chosen_by = mid_layer, "validation AUC by an earlier run (given)"
+    elif lift_only:
         best_mid = best_lift_layer(prepared, fields, pairs, config, k)
         chosen_by = "the lift model's validation AUC (standard protocol)"
     else:
@@ -123,7 +134,6 @@ def evaluate(
                 best_epoch=result.best_epoch,
                 seconds=result.seconds,
             )
-    final = prepared.caches["user"].pooled.shape[1] - 1
     embeddings = {
         "pca-final": _pca_of_layer(prepared, final, k),
         "pca-best-mid": _pca_of_layer(prepared, best_mid, k),

@@ -84,3 +84,9 @@ root = "{tmp_path / "store"}"
     assert set(report["lift"]["standard"]["methods"]) == {"pca-final", "pca-best-mid", "marc"}
     assert 1 <= report["best_mid_layer"] <= 2
     assert sorted(p.name for p in lift_only.iterdir()) == ["lift.png", "report.json", "report.md"]
+    final_layer = ["--lift-only", "--mid-layer", "3"]
+    refused = runner.invoke(
+        app, ["evaluate", "--config", str(config), "--out", str(out), *final_layer]
+    )
+    assert refused.exit_code == 1
+    assert "error: --mid-layer must name a middle layer, 1 .. 2" in refused.output.splitlines()
