@@ -160,6 +160,12 @@ class LiftConfig(BaseModel):
         default_factory=lambda: {"genres": ","},
         description="Columns holding several values, and the separator between them.",
     )
+    protocols: list[Literal["standard", "leak-free"]] = Field(
+        default_factory=lambda: ["standard", "leak-free"],
+        min_length=1,
+        description="Which downstream training data the lift table reports: every training "
+        "row, and/or only the rows the encoder never saw (needs a downstream_holdout).",
+    )
     embedding_dim: int = Field(16, ge=1, description="Embedding width of every sparse field.")
     cross_layers: int = Field(2, ge=0, description="Full-rank DCN-V2 cross layers.")
     hidden: list[int] = Field(default_factory=lambda: [256, 128])

@@ -109,8 +109,12 @@ def lift_tables(
     holdout: float,
     progress: Progress | None = None,
 ) -> dict[str, LiftTable]:
-    """The baseline and each method's lift under every protocol."""
-    protocols = protocol_pairs(pairs, holdout)
+    """The baseline and each method's lift under every configured protocol."""
+    protocols = {
+        name: downstream
+        for name, downstream in protocol_pairs(pairs, holdout).items()
+        if name in config.protocols
+    }
     total = len(protocols) * (len(methods) + 1)
     task = progress.add_task("lift", total=total) if progress else None
     tables = {}

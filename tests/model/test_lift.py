@@ -9,7 +9,7 @@ from marc_batch.config import Config, LiftConfig
 from marc_batch.data.ingest import ingest
 from marc_batch.errors import ConfigError
 from marc_batch.evaluate.features import SparseField, side_features
-from marc_batch.evaluate.lift import rela_impr, score_lift
+from marc_batch.evaluate.lift import lift_tables, rela_impr, score_lift
 from marc_batch.train.pairs import Split, build_pairs, downstream_pairs, encoder_pairs, latest_rows
 from tests.model.synthetic import COLOURS, colour_pairs
 from tests.tiny import write_catalogue
@@ -100,3 +100,19 @@ def test_a_z_that_knows_the_answer_lifts_the_id_model() -> None:
 def test_rela_impr_is_the_relative_gain_above_chance() -> None:
     assert rela_impr(0.8, 0.75) == pytest.approx(20.0)
     assert rela_impr(0.75, 0.75) == 0.0
+
+
+def test_the_lift_table_reports_the_configured_protocols_that_apply() -> None:
+    pairs = colour_pairs()
+    users, items = len(pairs.user_texts), len(pairs.item_texts)
+    fields = {
+        "user": [SparseField("id", np.arange(1, users + 1)[:, None], users + 1)],
+        "item": [SparseField("id", np.arange(1, items + 1)[:, None], items + 1)],
+    }
+    z = {"user": np.ones((users, 2), np.float32), "item": np.ones((items, 2), np.float32)}
+    config = LiftConfig(epochs=1, hidden=[4], embedding_dim=2, protocols=["leak-free"])
+    tables = lift_tables({"marc": z}, fields, pairs, config, [0], holdout=0.5)
+    assert list(tables) == ["leak-free"] and list(tables["leak-free"].methods) == ["marc"]
+    both = config.model_copy(update={"protocols": ["standard", "leak-free"]})
+    # Without a holdout the encoder saw every row: there is no leak-free data to report.
+    assert list(lift_tables({"marc": z}, fields, pairs, both, [0], holdout=0.0)) == ["standard"]
