@@ -163,4 +163,3 @@ def table(figures: dict) -> list[str]:
     cells = [[*row, machine(figures)] for row in rows_of(figures)]
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     return lines + ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
-
