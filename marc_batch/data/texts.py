@@ -14,6 +14,7 @@ import hashlib
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from marc_batch.config import TemplatesConfig
 from marc_batch.data.templates import Template, text_hash
@@ -57,20 +58,21 @@ def user_version(templates: TemplatesConfig) -> str:
 
 
 def user_behaviours(
-    interactions: pa.Table, items: pa.Table, templates: TemplatesConfig
+    interactions: pa.Table, items: pa.Table | ds.Dataset, templates: TemplatesConfig
 ) -> pa.Table:
     """(user_id, position, behaviour): the entries of each user's ``{history}``.
 
     Each training behaviour is rendered with the behaviour template; a user's are
     numbered newest first (position 1) and kept while both budgets allow, so they
-    are exactly what the history lists, one row each.
+    are exactly what the history lists, one row each. ``items`` may be a dataset of
+    files: DuckDB then reads only what the join needs.
     """
     con = duckdb.connect()
     con.register("interactions", interactions)
     con.register("items", items)
     # An item column named like an interaction field (an item's own "rating", say) is
     # shadowed: in a behaviour, {rating} is what this user gave.
-    shadowed = ["id", *(name for name in items.column_names if name in BEHAVIOUR_FIELDS)]
+    shadowed = ["id", *(name for name in items.schema.names if name in BEHAVIOUR_FIELDS)]
     excluded = ", ".join('"' + name.replace('"', '""') + '"' for name in shadowed)
     events = con.sql(
         f"""
@@ -111,7 +113,9 @@ def user_behaviours(
     return behaviours
 
 
-def user_histories(interactions: pa.Table, items: pa.Table, templates: TemplatesConfig) -> pa.Table:
+def user_histories(
+    interactions: pa.Table, items: pa.Table | ds.Dataset, templates: TemplatesConfig
+) -> pa.Table:
     """(user_id, history): each user's behaviours joined by the separator, newest first."""
     con = duckdb.connect()
     con.register("behaviours", user_behaviours(interactions, items, templates))
@@ -148,7 +152,7 @@ def _with_history(users: pa.Table, histories: pa.Table) -> pa.Table:
 def user_texts(
     users: pa.Table,
     interactions: pa.Table,
-    items: pa.Table,
+    items: pa.Table | ds.Dataset,
     templates: TemplatesConfig,
 ) -> pa.Table:
     """Render the user template with ``{history}`` for every accepted user."""
@@ -161,7 +165,7 @@ def user_texts(
 def user_behaviour_texts(
     users: pa.Table,
     interactions: pa.Table,
-    items: pa.Table,
+    items: pa.Table | ds.Dataset,
     templates: TemplatesConfig,
 ) -> pa.Table:
     """(id, profile, behaviours) per accepted user, ordered by id: what BAHE reads.
