@@ -104,8 +104,12 @@ def render_markdown(report: EvaluationReport) -> str:
         "## Lift: z as dense features of an id-based DCN-V2 CTR model",
         "",
         "Seeds are paired with the baseline's; RelaImpr = (AUC - 0.5) / (AUC_base - 0.5) - 1. "
-        f"The leak-free protocol trains the CTR model on each user's latest "
-        f"{report.downstream_holdout:.0%} of training rows, which the encoder never saw.",
+        + (
+            f"The leak-free protocol trains the CTR model on each user's latest "
+            f"{report.downstream_holdout:.0%} of training rows, which the encoder never saw."
+            if report.downstream_holdout > 0
+            else "The encoder was trained on every training row (no leak-free protocol)."
+        ),
         "",
         *lift_markdown(report.lift, METHOD_ORDER),
         f"`pca-best-mid` uses layer {report.best_mid_layer}, chosen on "
