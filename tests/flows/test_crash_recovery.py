@@ -7,6 +7,7 @@ would. Every subprocess is bounded by a timeout, so a regression fails
 instead of hanging.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from marc_batch.store import Store
 from marc_batch.store.failpoints import ENV, SHARD_ENCODED
-from tests.flows.test_pipeline_flows import config_file
+from tests.flows.test_pipeline_flows import config_file, content
+from tests.pipeline.test_backfill import edit_items
 from tests.tiny import ITEMS, config_for
 
 SERVER = "prefect.server.api.server:create_app"
@@ -59,11 +61,24 @@ def no_server_left(home: Path, within: float = 15.0) -> bool:
     return not servers_of(home)
 
 
-def killed_holding_the_slot(config: Path, home: Path, **settings: str) -> None:
-    """A refresh that SIGKILLs itself (the CLI process alone) while a shard holds the slot."""
-    crashed = start(config, home_env(home, **{ENV: SHARD_ENCODED}, **settings))
+def killed_at(
+    config: Path, home: Path, point: str, command: str = "refresh", **settings: str
+) -> None:
+    """A run that SIGKILLs itself (the CLI process alone) at failpoint ``point``."""
+    crashed = start(config, home_env(home, **{ENV: point}, **settings), command)
     _, err = crashed.communicate(timeout=300)
     assert crashed.returncode == -signal.SIGKILL, err[-3000:]
+
+
+def finishes(config: Path, home: Path, command: str = "refresh") -> dict:
+    """A run on ``home`` that must succeed within two minutes; its ``--json`` report."""
+    began = time.monotonic()
+    rerun = start(config, home_env(home), command)
+    out, err = rerun.communicate(timeout=300)
+    elapsed = time.monotonic() - began
+    assert rerun.returncode == 0, err[-3000:]
+    assert elapsed < 120, f"the {command} took {elapsed:.0f} s"
+    return json.loads(out)
 
 
 def test_a_refresh_killed_holding_the_slot_does_not_wedge_the_next(
@@ -71,16 +86,34 @@ def test_a_refresh_killed_holding_the_slot_does_not_wedge_the_next(
 ) -> None:
     config = config_file(tmp_path, config_for(tmp_path, registry))
     home = tmp_path / "prefect-home"
-    killed_holding_the_slot(config, home)
+    killed_at(config, home, SHARD_ENCODED)
     assert no_server_left(home), "the killed command's ephemeral server outlived it"
 
-    began = time.monotonic()
-    rerun = start(config, home_env(home))
-    _, err = rerun.communicate(timeout=300)
-    elapsed = time.monotonic() - began
-    assert rerun.returncode == 0, err[-3000:]
-    assert elapsed < 120, f"the re-run took {elapsed:.0f} s"
+    finishes(config, home)
     assert Store(config_for(tmp_path, registry).store).resolve("latest").rows["item"] == ITEMS
+    assert no_server_left(home)
+
+
+def test_a_backfill_killed_holding_the_slot_then_before_its_move_is_finished_by_the_next(
+    tmp_path: Path, registry: Path
+) -> None:
+    settings = config_for(tmp_path, registry)  # writes the catalogue: once, before the edit
+    config = config_file(tmp_path, settings)
+    home = tmp_path / "prefect-home"
+    finishes(config, home)
+    edit_items(tmp_path / "catalogue" / "items.csv")
+
+    killed_at(config, home, SHARD_ENCODED, "backfill")
+    # This one waits out the dead holder's lease, commits, and dies before the channel moves.
+    killed_at(config, home, "manifest.committed", "backfill")
+    store = Store(settings.store)
+    assert (store.head().version, store.resolve("latest").version) == (2, 1)
+
+    # It verifies and publishes version 2, then finds nothing left to do.
+    report = finishes(config, home, "backfill")
+    assert (report["version"], report["committed"]) == (2, False), report
+    ids = content(store, "item")["id"].to_pylist()
+    assert store.resolve("latest").version == 2 and "60" in ids and "5" not in ids
     assert no_server_left(home)
 
 
@@ -90,7 +123,7 @@ def test_a_run_waiting_for_a_slot_stops_on_sigterm_and_gives_up_with_one_line(
     config = config_file(tmp_path, config_for(tmp_path, registry))
     home = tmp_path / "prefect-home"
     # The dead holder's lease is long, so the next runs find the slot taken.
-    killed_holding_the_slot(config, home, MARC_BATCH_FLOWS__SLOT_LEASE_SECONDS="600")
+    killed_at(config, home, SHARD_ENCODED, MARC_BATCH_FLOWS__SLOT_LEASE_SECONDS="600")
 
     waiting = start(config, home_env(home))
     deadline = time.monotonic() + 240
