@@ -25,6 +25,14 @@ def tiny_catalogue(tmp_path: Path):
     return catalogue
 
 
+def id_fields(users: int, items: int) -> dict[str, list[SparseField]]:
+    """Only the id of each side: what the synthetic pairs have."""
+    return {
+        entity: [SparseField("id", np.arange(1, count + 1)[:, None], count + 1)]
+        for entity, count in (("user", users), ("item", items))
+    }
+
+
 def test_latest_rows_takes_each_users_latest_fraction() -> None:
     split = Split(np.array([0, 0, 0, 0, 1, 1, 2, 0]), np.arange(8), np.zeros(8, np.float32))
     # user 0 has rows 0, 1, 2, 3, 7 (in time order): floor(5 / 2) = 2 latest; user 2 keeps its one.
@@ -75,10 +83,7 @@ def test_side_features_follow_the_text_rows_and_split_multi_valued_columns(
 def test_a_z_that_knows_the_answer_lifts_the_id_model() -> None:
     pairs = colour_pairs()
     users, items = len(pairs.user_texts), len(pairs.item_texts)
-    fields = {
-        "user": [SparseField("id", np.arange(1, users + 1)[:, None], users + 1)],
-        "item": [SparseField("id", np.arange(1, items + 1)[:, None], items + 1)],
-    }
+    fields = id_fields(users, items)
     colour = np.eye(len(COLOURS), dtype=np.float32)
     z = {"user": colour[np.arange(users) % 3], "item": colour[np.arange(items) % 3]}
     config = LiftConfig(
@@ -105,10 +110,7 @@ def test_rela_impr_is_the_relative_gain_above_chance() -> None:
 def test_the_lift_table_reports_the_configured_protocols_that_apply() -> None:
     pairs = colour_pairs()
     users, items = len(pairs.user_texts), len(pairs.item_texts)
-    fields = {
-        "user": [SparseField("id", np.arange(1, users + 1)[:, None], users + 1)],
-        "item": [SparseField("id", np.arange(1, items + 1)[:, None], items + 1)],
-    }
+    fields = id_fields(users, items)
     z = {"user": np.ones((users, 2), np.float32), "item": np.ones((items, 2), np.float32)}
     config = LiftConfig(epochs=1, hidden=[4], embedding_dim=2, protocols=["leak-free"])
     tables = lift_tables({"marc": z}, fields, pairs, config, [0], holdout=0.5)
