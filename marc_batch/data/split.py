@@ -8,6 +8,7 @@ whole log at two points in time instead; most of its test users then have
 no training history, which makes it a cold-start benchmark.
 """
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -68,7 +69,8 @@ def split_to_shards(
     The same SQL as :func:`split_interactions`, run by DuckDB over the files
     (it spills to disk rather than hold the log), so a per-user split and a
     global temporal one come out exactly as in memory. Returns the rows per
-    split and the number of positive labels.
+    split and the number of positive labels; with no interactions ``out`` is
+    not created.
     """
     con = duckdb.connect()
     con.execute(f"SET temp_directory = {_quoted(str(out.parent / 'duckdb-spill'))}")
@@ -77,7 +79,12 @@ def split_to_shards(
         f"{_quoted(str(accepted / '*' / '*.parquet'))}, hive_partitioning = true)"
     )
     labelled = _labelled_sql(split, positive_rating)
-    con.execute(f"COPY ({labelled}) TO {_quoted(str(out))} (FORMAT parquet, PARTITION_BY (shard))")
+    copy = f"COPY ({labelled}) TO {_quoted(str(out))} (FORMAT parquet, PARTITION_BY (shard))"
+    (written,) = con.execute(copy).fetchone()
+    if not written:  # DuckDB leaves an empty directory; no directory is what means "no rows"
+        con.close()
+        shutil.rmtree(out, ignore_errors=True)
+        return {}, 0
     counts = con.execute(
         "SELECT split, count(*), sum(label) FROM read_parquet(?) GROUP BY split",
         [str(out / "*" / "*.parquet")],
