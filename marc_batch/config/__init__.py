@@ -3,6 +3,7 @@
 from marc_batch.config.index import IndexConfig
 from marc_batch.config.loader import Config, load_config
 from marc_batch.config.model import (
+    CompatibilityConfig,
     EvaluateConfig,
     LiftConfig,
     LoraConfig,
@@ -18,6 +19,7 @@ from marc_batch.config.store import S3Config, StoreConfig
 from marc_batch.config.templates import TemplatesConfig
 
 __all__ = [
+    "CompatibilityConfig",
     "Config",
     "EncodeConfig",
     "EvaluateConfig",

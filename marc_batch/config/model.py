@@ -183,12 +183,33 @@ class LiftConfig(BaseModel):
     )
 
 
+class CompatibilityConfig(BaseModel):
+    """When a model change may reach a channel ranking teams read (docs/store.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    protected_channels: list[str] = Field(
+        default_factory=lambda: ["prod"],
+        description="Channels that take a snapshot of another model version only if the "
+        "ranking team's CTR model, trained on the previous vectors, keeps its lift on the new "
+        "ones mapped into the previous space.",
+    )
+    min_kept_lift: float = Field(
+        0.95,
+        ge=0.0,
+        le=1.0,
+        description="Fraction of the CTR model's validation lift over the id model it must "
+        "keep on the mapped vectors.",
+    )
+
+
 class EvaluateConfig(BaseModel):
     """The downstream view: one CTR model, identical for every method, on frozen z."""
 
     model_config = ConfigDict(extra="forbid")
 
     lift: LiftConfig = Field(default_factory=LiftConfig)
+    compatibility: CompatibilityConfig = Field(default_factory=CompatibilityConfig)
 
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     hidden: list[int] = Field(default_factory=lambda: [128, 64])

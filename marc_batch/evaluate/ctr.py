@@ -17,8 +17,14 @@ from marc_batch.evaluate.fit import Schedule, Score, fit, fit_and_score
 from marc_batch.train.pairs import Pairs
 
 
-def standardise(z: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy((z - z.mean(0)) / z.std(0).clip(min=1e-6)).float()
+def standardise(z: np.ndarray, like: np.ndarray | None = None) -> torch.Tensor:
+    """Per-feature standard scores of ``z``, with the statistics of ``like`` (default: z's own).
+
+    A trained downstream model keeps the standardisation it was trained with:
+    vectors of another snapshot are scaled with the training vectors' statistics.
+    """
+    reference = z if like is None else like
+    return torch.from_numpy((z - reference.mean(0)) / reference.std(0).clip(min=1e-6)).float()
 
 
 class DownstreamCTR(nn.Module):

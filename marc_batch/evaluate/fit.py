@@ -80,11 +80,18 @@ def fit(model: nn.Module, pairs: Pairs, schedule: Schedule, seed: int) -> float:
 
 def fit_and_score(model: nn.Module, pairs: Pairs, schedule: Schedule, seed: int) -> Score:
     """``fit``, then the test split's AUC and LogLoss at the selected epoch."""
-    best = fit(model, pairs, schedule, seed)
+    return scored(model, pairs, fit(model, pairs, schedule, seed))
+
+
+def scored(model: nn.Module, pairs: Pairs, valid_auc: float | None = None) -> Score:
+    """A trained model's validation AUC (unless given) and test AUC and LogLoss, as it stands."""
+    if valid_auc is None:
+        valid = pairs.splits["valid"]
+        valid_auc = float(roc_auc_score(valid.labels, predict(model, valid)))
     test = pairs.splits["test"]
     predictions = predict(model, test)
     return Score(
-        valid_auc=best,
+        valid_auc=valid_auc,
         test_auc=float(roc_auc_score(test.labels, predictions)),
         test_logloss=float(log_loss(test.labels, predictions.astype(np.float64), labels=[0, 1])),
     )

@@ -41,9 +41,10 @@ def protocol_pairs(pairs: Pairs, holdout: float) -> dict[str, Pairs]:
     return protocols
 
 
-def _model(
+def seeded_model(
     fields: Fields, embeddings: Embeddings | None, config: LiftConfig, seed: int
 ) -> tuple[LiftCTR, Schedule]:
+    """The CTR model, initialised from ``seed``, with ``embeddings`` standardised as its z."""
     torch.manual_seed(seed)
     dense = {e: standardise(z) for e, z in embeddings.items()} if embeddings else None
     schedule = Schedule(
@@ -63,13 +64,9 @@ def score_lift(
     """The CTR model with ``embeddings`` as dense features (None: the id baseline), per seed."""
     scores = []
     for seed in seeds:
-        model, schedule = _model(fields, embeddings, config, seed)
+        model, schedule = seeded_model(fields, embeddings, config, seed)
         scores.append(fit_and_score(model, pairs, schedule, seed))
-    return MethodScore(
-        test_auc=[s.test_auc for s in scores],
-        test_logloss=[s.test_logloss for s in scores],
-        valid_auc=[s.valid_auc for s in scores],
-    )
+    return MethodScore.of(scores)
 
 
 def validation_lift_auc(
@@ -82,7 +79,7 @@ def validation_lift_auc(
     """Validation AUC per seed; the test split is not scored at all (for choices and gates)."""
     aucs = []
     for seed in seeds:
-        model, schedule = _model(fields, embeddings, config, seed)
+        model, schedule = seeded_model(fields, embeddings, config, seed)
         aucs.append(fit(model, pairs, schedule, seed))
     return aucs
 

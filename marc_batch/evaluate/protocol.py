@@ -6,6 +6,7 @@ the entities that occur in the training split only. ``pca-best-mid`` picks
 its layer on validation AUC; test numbers are never looked at for a choice.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from sklearn.decomposition import PCA
 from marc_batch.config import EvaluateConfig
 from marc_batch.entities import Entity
 from marc_batch.evaluate.ctr import score_embeddings
+from marc_batch.evaluate.fit import Score
 from marc_batch.model.marc import MarcEncoder
 from marc_batch.train.cache import TextCache, all_layer_states
 from marc_batch.train.pairs import Pairs
@@ -31,6 +33,15 @@ class MethodScore:
     test_logloss: list[float]
     valid_auc: list[float]
 
+    @classmethod
+    def of(cls, scores: Sequence[Score]) -> "MethodScore":
+        """One method's scores over its seeds, in seed order."""
+        return cls(
+            test_auc=[s.test_auc for s in scores],
+            test_logloss=[s.test_logloss for s in scores],
+            valid_auc=[s.valid_auc for s in scores],
+        )
+
     def summary(self) -> dict[str, float]:
         return {
             "auc_mean": float(np.mean(self.test_auc)),
@@ -44,14 +55,11 @@ class MethodScore:
 def score_method(
     embeddings: Embeddings, pairs: Pairs, config: EvaluateConfig, seeds: list[int]
 ) -> MethodScore:
-    scores = [
-        score_embeddings(embeddings["user"], embeddings["item"], pairs, config, seed)
-        for seed in seeds
-    ]
-    return MethodScore(
-        test_auc=[s.test_auc for s in scores],
-        test_logloss=[s.test_logloss for s in scores],
-        valid_auc=[s.valid_auc for s in scores],
+    return MethodScore.of(
+        [
+            score_embeddings(embeddings["user"], embeddings["item"], pairs, config, seed)
+            for seed in seeds
+        ]
     )
 
 
