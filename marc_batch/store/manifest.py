@@ -105,6 +105,22 @@ class Conservation(BaseModel):
         return self
 
 
+class CompatibilityRecord(BaseModel):
+    """How the ranking team's CTR model trained on an earlier model's vectors scores these.
+
+    Written when a refresh runs another model version than its parent
+    snapshot's (``marc_batch.evaluate.compatibility``); a protected channel
+    takes the snapshot over one serving ``previous_model`` only if
+    ``figures['compatible']`` holds.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    previous_version: int = Field(ge=1, description="The snapshot whose vectors it was trained on.")
+    previous_model: str = Field(min_length=1, description="That snapshot's model version.")
+    figures: dict[str, float | bool | str]
+
+
 class Manifest(BaseModel):
     """A committed snapshot: immutable once written, named by ``version`` and ``snapshot_id``."""
 
@@ -146,6 +162,9 @@ class Manifest(BaseModel):
         "the commit. Written by refresh and backfill; empty for compactions and for "
         "manifests written before it was recorded.",
     )
+    compatibility: CompatibilityRecord | None = Field(
+        None, description="Set when the run changed the model version; see CompatibilityRecord."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "Manifest":
@@ -169,7 +188,8 @@ class Manifest(BaseModel):
     def to_json(self) -> bytes:
         # Without figures the field is left out, so readers that predate it can still
         # read store-level commits (they refuse unknown fields).
-        exclude = {name for name in ("conservation", "channel") if not getattr(self, name)} or None
+        optional = ("conservation", "channel", "compatibility")
+        exclude = {name for name in optional if not getattr(self, name)} or None
         return self.model_dump_json(indent=2, exclude=exclude).encode("utf-8") + b"\n"
 
 
