@@ -12,15 +12,20 @@ from marc_batch.store import Store
 @flow(name="publish", log_prints=False)
 def publish_flow(parameters: PublishParameters) -> int | State:
     """Verify a snapshot and point a channel at it; returns the version now published."""
+
+    def move() -> int:
+        config = parameters.load()
+        protected = config.evaluate.compatibility.protected_channels
+        return channel_moves.publish(
+            Store(config.store),
+            parameters.snapshot,
+            parameters.channel,
+            parameters.expected,
+            [] if parameters.allow_incompatible else protected,
+        ).version
+
     return run_step(
-        lambda: (
-            channel_moves.publish(
-                Store(parameters.load().store),
-                parameters.snapshot,
-                parameters.channel,
-                parameters.expected,
-            ).version
-        ),
+        move,
         lambda version: get_run_logger().info("%s -> version %d", parameters.channel, version),
     )
 

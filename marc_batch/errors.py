@@ -77,3 +77,7 @@ class ArtifactError(MarcBatchError):
 
 class SlotUnavailable(MarcBatchError):
     """No 'gpu' concurrency slot came free within ``flows.slot_wait_seconds``."""
+
+
+class IncompatibleModel(StoreError):
+    """A protected channel would move to vectors of a model its readers were not trained on."""

@@ -57,6 +57,11 @@ class PublishParameters(FlowParameters):
     expected: int | None = Field(
         None, ge=1, description="Only move the channel if it still shows this version."
     )
+    allow_incompatible: bool = Field(
+        False,
+        description="Publish another model's vectors to a protected channel without a passing "
+        "compatibility record.",
+    )
 
 
 class RollbackParameters(FlowParameters):

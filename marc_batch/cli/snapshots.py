@@ -170,12 +170,25 @@ def promote_command(
     expect: Annotated[
         int | None, typer.Option(help="Only if the channel still points at this version.")
     ] = None,
+    allow_incompatible: Annotated[
+        bool,
+        typer.Option(
+            help="Publish another model's vectors to a protected channel even if the ranking "
+            "team's CTR model was not shown to keep its lift on them."
+        ),
+    ] = False,
     config: ConfigOption = None,
     root: RootOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Verify a version, then point a channel at it (compare-and-swap)."""
-    target = publish(_store(config, root), ref, channel, expected=expect)
+    """Verify a version, then point a channel at it (compare-and-swap).
+
+    A protected channel (evaluate.compatibility.protected_channels) takes a
+    snapshot of another model version only if its compatibility record passed.
+    """
+    settings = load_config(config)
+    protected = [] if allow_incompatible else settings.evaluate.compatibility.protected_channels
+    target = publish(_store(config, root), ref, channel, expect, protected)
     _report_channel(channel, target.version, json_output)
 
 

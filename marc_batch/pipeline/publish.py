@@ -7,7 +7,9 @@ where it was. A re-run of a run that committed but died before moving its
 channel publishes that commit the same way (:func:`finish_publish`).
 """
 
-from marc_batch.errors import CorruptFile, SnapshotNotFound
+from collections.abc import Collection
+
+from marc_batch.errors import CorruptFile, IncompatibleModel, SnapshotNotFound
 from marc_batch.store import Manifest, Store, channels
 from marc_batch.store.channels import ChannelPointer
 from marc_batch.store.validate import validate
@@ -22,12 +24,51 @@ def verified(store: Store, manifest: Manifest) -> Manifest:
     return manifest
 
 
-def promote_new(store: Store, manifest: Manifest, channel: str) -> bool:
+def check_compatible(
+    store: Store, target: Manifest, channel: str, protected: Collection[str]
+) -> None:
+    """Refuse to point a protected channel that serves one model at another model's vectors.
+
+    Ranking teams train on what a protected channel serves; a snapshot of a
+    new model version may replace it only if its compatibility record was
+    measured against the model the channel serves now and kept enough of the
+    CTR model's lift (docs/store.md). A channel's first snapshot, and any of
+    the same model, pass; so does a rollback, which returns to what the
+    channel served before.
+    """
+    found = channels.read_channel(store.backend, channel) if channel in protected else None
+    if found is None:
+        return
+    served = store.manifest(found[0].version).model.version
+    if served == target.model.version:
+        return
+    record = target.compatibility
+    where = f"version {target.version} (model {target.model.version}) for channel {channel!r}"
+    override = "; promote it with --allow-incompatible to publish it anyway"
+    if record is None or record.previous_model != served:
+        raise IncompatibleModel(
+            f"{where}: no compatibility was measured against model {served}, which the "
+            f"channel serves{override}"
+        )
+    if record.figures.get("compatible") is not True:
+        kept = float(record.figures.get("valid_kept_lift_mapped", float("nan")))
+        needed = float(record.figures.get("min_kept_lift", float("nan")))
+        raise IncompatibleModel(
+            f"{where}: the CTR model trained on model {served}'s vectors keeps {kept:.1%} of its "
+            f"validation lift on the mapped vectors, below {needed:.0%}{override}"
+        )
+
+
+def promote_new(
+    store: Store, manifest: Manifest, channel: str, protected: Collection[str] = ()
+) -> bool:
     """Move ``channel`` forward to a just-committed version, once every byte is verified.
 
     Forward only: if a newer version reached the channel meanwhile, it stays
     (False), as it does if the channel was rolled back from this version.
+    A protected channel also passes :func:`check_compatible` first.
     """
+    check_compatible(store, manifest, channel, protected)
     return channels.advance(store.backend, channel, verified(store, manifest))
 
 
@@ -73,9 +114,21 @@ def finish_publish(store: Store, channel: str) -> Manifest | None:
     return head if promote_new(store, head, channel) else None
 
 
-def publish(store: Store, ref: str | int, channel: str, expected: int | None = None) -> Manifest:
-    """Point ``channel`` at ``ref`` after verifying it; with ``expected``, compare-and-swap."""
-    target = verified(store, store.resolve(ref))
+def publish(
+    store: Store,
+    ref: str | int,
+    channel: str,
+    expected: int | None = None,
+    protected: Collection[str] = (),
+) -> Manifest:
+    """Point ``channel`` at ``ref`` after verifying it; with ``expected``, compare-and-swap.
+
+    ``protected`` names the channels :func:`check_compatible` guards (none:
+    the caller chose to publish an incompatible model).
+    """
+    target = store.resolve(ref)
+    check_compatible(store, target, channel, protected)
+    verified(store, target)
     channels.move(store.backend, channel, target, expected=expected)
     return target
 

@@ -26,6 +26,7 @@ from marc_batch.store.backends import PreconditionFailed
 from marc_batch.store.change import Change
 from marc_batch.store.failpoints import failpoint
 from marc_batch.store.manifest import (
+    CompatibilityRecord,
     Conservation,
     Dtype,
     IndexFile,
@@ -215,6 +216,7 @@ class Transaction:
         quarantine: Mapping[str, int] | None = None,
         conservation: Mapping[Entity, Conservation] | None = None,
         channel: str | None = None,
+        compatibility: CompatibilityRecord | None = None,
     ) -> Manifest:
         """Commit the snapshot with what its manifest records; returns the manifest.
 
@@ -222,7 +224,8 @@ class Transaction:
         ``quality`` its metrics, ``quarantine`` the refused rows per
         ``table.REASON`` and ``conservation`` each entity's rows in = embedded +
         quarantined, which a full snapshot's row counts must agree with;
-        ``channel`` the channel the caller will publish it to.
+        ``channel`` the channel the caller will publish it to; ``compatibility``
+        how the previous model's CTR model scores it, when the model changed.
         No channel moves: publishing is a separate, verified step.
         """
         record = {
@@ -231,6 +234,7 @@ class Transaction:
             "quarantine": dict(quarantine or {}),
             "conservation": dict(conservation or {}),
             "channel": channel,
+            "compatibility": compatibility,
         }
         try:
             change = self._finish_files()
