@@ -22,10 +22,13 @@ import pyarrow as pa
 from marc_batch.clock import utc_now
 from marc_batch.entities import Entity
 from marc_batch.errors import ConservationError, SnapshotConflict, StoreError
+from marc_batch.store.attachments import describe as describe_snapshot
 from marc_batch.store.backends import PreconditionFailed
+from marc_batch.store.behaviours import write_behaviour_file
 from marc_batch.store.change import Change
 from marc_batch.store.failpoints import failpoint
 from marc_batch.store.manifest import (
+    BehaviourFile,
     CompatibilityRecord,
     Conservation,
     Dtype,
@@ -84,6 +87,7 @@ class Transaction:
         self.written: dict[str, list[pa.Array]] = {}
         self.deleted: dict[str, list[pa.Array]] = {}
         self._indexes: list[IndexFile] = []
+        self._behaviours: list[BehaviourFile] = []
         if mode == "incremental":
             self._check_compatible(self.base)
 
@@ -182,6 +186,16 @@ class Transaction:
         self._indexes.append(index)
         return index
 
+    def write_behaviours(self, keys: list[str], vectors: np.ndarray) -> BehaviourFile:
+        """Store BAHE behaviour vectors of this model with the snapshot (see ``store.behaviours``).
+
+        The snapshot lists them together with those of its parent, if the parent is
+        of the same model: the cache grows run by run while the model stays.
+        """
+        entry = write_behaviour_file(self.store.backend, self.model.version, keys, vectors)
+        self._behaviours.append(entry)
+        return entry
+
     def _check_indexes(self, indexes: Sequence[IndexFile]) -> list[IndexFile]:
         """Indexes a manifest may list: written by this transaction, or inherited from its base.
 
@@ -217,6 +231,7 @@ class Transaction:
         conservation: Mapping[Entity, Conservation] | None = None,
         channel: str | None = None,
         compatibility: CompatibilityRecord | None = None,
+        describe: bool = False,
     ) -> Manifest:
         """Commit the snapshot with what its manifest records; returns the manifest.
 
@@ -226,6 +241,9 @@ class Transaction:
         quarantined, which a full snapshot's row counts must agree with;
         ``channel`` the channel the caller will publish it to; ``compatibility``
         how the previous model's CTR model scores it, when the model changed.
+        ``describe`` records the snapshot's statistics against its parent and, if
+        the model changed, the alignment map into the parent's space
+        (:mod:`marc_batch.store.attachments`), recomputed if the commit rebases.
         No channel moves: publishing is a separate, verified step.
         """
         record = {
@@ -246,6 +264,8 @@ class Transaction:
         expected = self.base
         for _ in range(MAX_REBASES):
             manifest = self._manifest(expected, change, counts, record)
+            if describe:
+                manifest = describe_snapshot(self.store, manifest, expected)
             try:
                 self.store.backend.put_if_absent(
                     manifest_path(manifest.version), manifest.to_json()
@@ -297,6 +317,8 @@ class Transaction:
         version = 1 if parent is None else parent.version + 1
         inherited = parent.files if parent is not None and self.mode == "incremental" else []
         mine = [f.model_copy(update={"sequence": version}) for f in change.files]
+        same_model = parent is not None and parent.model.version == self.model.version
+        behaviours = [*(parent.behaviours if same_model else []), *self._behaviours]
         return Manifest(
             snapshot_id=new_snapshot_id(),
             version=version,
@@ -311,6 +333,7 @@ class Transaction:
             rows=counts,
             files=[*inherited, *mine],
             operation=self.mode,
+            behaviours=behaviours,
             **record,
         )
 

@@ -1,9 +1,10 @@
 """Garbage collection: expire old versions, then delete files nothing retained refers to.
 
 Retained versions are the newest ``keep`` plus every channel target. The
-manifests of other versions are deleted first, then every data, deletes or
-index file that no retained manifest lists, every staging leftover of a
-crashed commit, and the shard checkpoints of runs that never committed
+manifests of other versions are deleted first, then every data, deletes,
+index or behaviour file that no retained manifest lists, every staging leftover of a
+crashed commit, every statistics or alignment file no retained manifest
+lists, and the shard checkpoints of runs that never committed
 (a failed or conflicting run leaves them for its re-run), but only if it
 is older than the grace period: a publisher still writing its data files
 (which no manifest lists yet) is never robbed of them as long as it
@@ -16,12 +17,14 @@ from dataclasses import dataclass, field
 from marc_batch.errors import ManifestError, StoreError
 from marc_batch.store.channels import list_channels
 from marc_batch.store.paths import (
+    BEHAVIOURS,
     CHANNELS,
     CHECKPOINTS,
     DATA,
     DELETES,
     INDEXES,
     MANIFESTS,
+    META,
     STAGING_MARK,
     check_relative,
     manifest_path,
@@ -60,10 +63,12 @@ def collect_garbage(
     referenced = {path for v in kept for path in store.manifest(v).all_paths()}
     cutoff = time.time() - grace
     report = GcReport(kept, expired, dry_run=dry_run)
-    for prefix in (DATA, DELETES, INDEXES, MANIFESTS, CHANNELS, CHECKPOINTS):
+    for prefix in (META, DATA, DELETES, INDEXES, BEHAVIOURS, MANIFESTS, CHANNELS, CHECKPOINTS):
         for info in store.backend.list(prefix):
             staged = STAGING_MARK in info.path or prefix == CHECKPOINTS
-            unreferenced = prefix in (DATA, DELETES, INDEXES) and info.path not in referenced
+            unreferenced = (
+                prefix in (META, DATA, DELETES, INDEXES, BEHAVIOURS) and info.path not in referenced
+            )
             if (staged or unreferenced) and info.mtime < cutoff and _ours(info.path):
                 report.deleted_files.append(info.path)
                 report.freed_bytes += info.size

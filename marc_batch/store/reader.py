@@ -24,7 +24,7 @@ from marc_batch.config.store import StoreConfig
 from marc_batch.entities import ENTITIES
 from marc_batch.errors import CorruptFile, StoreError
 from marc_batch.index.io import index_from_bytes
-from marc_batch.store.manifest import DataFile, IndexFile, Manifest
+from marc_batch.store.manifest import BehaviourFile, DataFile, IndexFile, Manifest
 from marc_batch.store.merge import merge, with_sequence
 from marc_batch.store.paths import check_entity
 from marc_batch.store.store import Store
@@ -85,6 +85,11 @@ def read_data_file(
 
 
 def read_index_file(store: Store, manifest: Manifest, entry: IndexFile) -> bytes:
+    return read_verified(store, manifest, entry)
+
+
+def read_verified(store: Store, manifest: Manifest, entry: IndexFile | BehaviourFile) -> bytes:
+    """A listed file's bytes, refused unless its size and sha256 are the manifest's."""
     try:
         data = store.backend.read_bytes(entry.path)
     except FileNotFoundError:
@@ -104,6 +109,7 @@ def merged_table(
     verify: bool = False,
     with_shard: bool = False,
     id_range: tuple[str, str] | None = None,
+    shard: int | None = None,
 ) -> pa.Table:
     """The live rows of one entity: each id once, with its newest row.
 
@@ -111,6 +117,9 @@ def merged_table(
     which compaction needs to write rows back where they were. ``id_range``
     skips files whose id bounds exclude it: the result is exact for ids in the
     range and may omit others, which is all a commit needs to check its ids.
+    ``shard`` reads one partition's rows files (and every deletes file): an id
+    stays in its shard from version to version, so two snapshots can be
+    compared one shard at a time.
     """
     check_entity(entity)
     names = ["id", *(c for c in columns if c != "id")]
@@ -125,6 +134,8 @@ def merged_table(
 
     def wanted(kind: str) -> list[DataFile]:
         files = manifest.data_files(entity, kind)
+        if shard is not None and kind == "rows":
+            files = [f for f in files if f.shard == shard]
         return files if id_range is None else [f for f in files if f.may_contain(*id_range)]
 
     # Object stores are latency-bound: files are fetched in parallel.

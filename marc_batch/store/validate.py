@@ -2,6 +2,7 @@
 
 from marc_batch.entities import ENTITIES
 from marc_batch.errors import CorruptFile
+from marc_batch.store.behaviours import read_behaviour_file
 from marc_batch.store.manifest import Manifest
 from marc_batch.store.reader import merged_table, read_data_file, read_index_file
 from marc_batch.store.store import Store
@@ -22,6 +23,11 @@ def validate(store: Store, manifest: Manifest) -> list[str]:
     for index in manifest.indexes:
         try:
             read_index_file(store, manifest, index)
+        except CorruptFile as exc:
+            problems.append(str(exc))
+    for behaviours in manifest.behaviours:
+        try:
+            read_behaviour_file(store, manifest, behaviours)
         except CorruptFile as exc:
             problems.append(str(exc))
     if problems:
