@@ -22,12 +22,15 @@ the id baseline's, as in the lift table.
 import numpy as np
 from pydantic import BaseModel, Field
 
-from marc_batch.config import LiftConfig
+from marc_batch.config import Config, LiftConfig
+from marc_batch.data.ingest import Catalogue
 from marc_batch.evaluate.ctr import standardise
+from marc_batch.evaluate.features import side_features
 from marc_batch.evaluate.fit import Score, fit, scored
-from marc_batch.evaluate.lift import Fields, score_lift, seeded_model
+from marc_batch.evaluate.lift import Fields, gate_pairs, score_lift, seeded_model
 from marc_batch.evaluate.protocol import Embeddings, MethodScore
-from marc_batch.train.pairs import Pairs
+from marc_batch.store.alignment import AlignmentMap
+from marc_batch.train.pairs import Pairs, build_pairs
 
 INPUTS = ("previous", "mapped", "unmapped")
 
@@ -100,3 +103,34 @@ def score_compatibility(
     )
     kept = verdict.kept_lift("mapped")
     return verdict.model_copy(update={"compatible": bool(kept >= min_kept_lift)})
+
+
+def measure(
+    catalogue: Catalogue,
+    config: Config,
+    previous: Embeddings,
+    new: Embeddings,
+    alignment: AlignmentMap,
+) -> Compatibility:
+    """The compatibility of ``new`` with ``previous`` on ``catalogue``'s interactions.
+
+    Rows of the embeddings follow the catalogue's text tables. The CTR model
+    learns from the data promotion decisions read (leak-free when the recipe
+    holds rows out of the encoder), with the lift evaluation's settings.
+    """
+    protocol, pairs = gate_pairs(build_pairs(catalogue), config.model.train.downstream_holdout)
+    inputs = {
+        "previous": previous,
+        "mapped": {entity: alignment.apply(z) for entity, z in new.items()},
+        "unmapped": new,
+    }
+    settings = config.evaluate
+    return score_compatibility(
+        side_features(catalogue, settings.lift),
+        pairs,
+        inputs,
+        settings.lift,
+        settings.seeds,
+        settings.compatibility.min_kept_lift,
+        protocol,
+    )

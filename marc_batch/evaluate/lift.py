@@ -41,6 +41,12 @@ def protocol_pairs(pairs: Pairs, holdout: float) -> dict[str, Pairs]:
     return protocols
 
 
+def gate_pairs(pairs: Pairs, holdout: float) -> tuple[str, Pairs]:
+    """The protocol and downstream data that decisions read: leak-free whenever it exists."""
+    protocol = "leak-free" if holdout > 0 else "standard"
+    return protocol, protocol_pairs(pairs, holdout)[protocol]
+
+
 def seeded_model(
     fields: Fields, embeddings: Embeddings | None, config: LiftConfig, seed: int
 ) -> tuple[LiftCTR, Schedule]:
