@@ -71,6 +71,10 @@ class CorruptFile(StoreError):
     """A file's size, checksum, row count or schema differs from what its manifest records."""
 
 
+class SpaceMismatch(StoreError):
+    """Vectors of different model versions were to be combined, with no aligned view asked for."""
+
+
 class ArtifactError(MarcBatchError):
     """A model artifact is missing, incomplete, or does not match its recorded hashes."""
 
