@@ -22,6 +22,7 @@ import pyarrow as pa
 from marc_batch.clock import utc_now
 from marc_batch.entities import Entity
 from marc_batch.errors import ConservationError, SnapshotConflict, StoreError
+from marc_batch.store.attachments import describe as describe_snapshot
 from marc_batch.store.backends import PreconditionFailed
 from marc_batch.store.behaviours import write_behaviour_file
 from marc_batch.store.change import Change
@@ -230,6 +231,7 @@ class Transaction:
         conservation: Mapping[Entity, Conservation] | None = None,
         channel: str | None = None,
         compatibility: CompatibilityRecord | None = None,
+        describe: bool = False,
     ) -> Manifest:
         """Commit the snapshot with what its manifest records; returns the manifest.
 
@@ -239,6 +241,9 @@ class Transaction:
         quarantined, which a full snapshot's row counts must agree with;
         ``channel`` the channel the caller will publish it to; ``compatibility``
         how the previous model's CTR model scores it, when the model changed.
+        ``describe`` records the snapshot's statistics against its parent and, if
+        the model changed, the alignment map into the parent's space
+        (:mod:`marc_batch.store.attachments`), recomputed if the commit rebases.
         No channel moves: publishing is a separate, verified step.
         """
         record = {
@@ -259,6 +264,8 @@ class Transaction:
         expected = self.base
         for _ in range(MAX_REBASES):
             manifest = self._manifest(expected, change, counts, record)
+            if describe:
+                manifest = describe_snapshot(self.store, manifest, expected)
             try:
                 self.store.backend.put_if_absent(
                     manifest_path(manifest.version), manifest.to_json()

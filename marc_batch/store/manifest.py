@@ -122,6 +122,34 @@ class Conservation(BaseModel):
         return self
 
 
+class AttachedFile(BaseModel):
+    """A JSON or safetensors file recorded with a snapshot: statistics, an alignment map."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: RelativePath
+    size: int = Field(ge=0)
+    sha256: Sha256
+
+
+class AlignmentFiles(BaseModel):
+    """The map from this snapshot's model space into its parent's (``marc_batch.store.alignment``).
+
+    Published by a refresh whose model version differs from its parent's,
+    fitted on the ids both hold with the same text: ``weights`` holds the
+    maps (safetensors), ``metadata`` their models, widths, fitting ids and
+    residuals (JSON).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    from_model: str = Field(min_length=1, description="This snapshot's model version.")
+    to_model: str = Field(min_length=1, description="The model version it maps into.")
+    to_version: int = Field(ge=1, description="The snapshot whose space it maps into.")
+    weights: AttachedFile
+    metadata: AttachedFile
+
+
 class CompatibilityRecord(BaseModel):
     """How the ranking team's CTR model trained on an earlier model's vectors scores these.
 
@@ -182,6 +210,14 @@ class Manifest(BaseModel):
     compatibility: CompatibilityRecord | None = Field(
         None, description="Set when the run changed the model version; see CompatibilityRecord."
     )
+    statistics: AttachedFile | None = Field(
+        None,
+        description="JSON statistics of the vectors and their drift from the parent "
+        "(marc_batch.store.statistics); written by refresh, backfill and compaction.",
+    )
+    alignment: AlignmentFiles | None = Field(
+        None, description="Set when the model version differs from the parent's."
+    )
     behaviours: list[BehaviourFile] = Field(
         default_factory=list,
         description="BAHE behaviour vectors of this snapshot's model, carried from snapshot to "
@@ -206,12 +242,20 @@ class Manifest(BaseModel):
 
     def all_paths(self) -> list[str]:
         listed = [*self.files, *self.indexes, *self.behaviours]
-        return [f.path for f in listed]
+        return [f.path for f in listed] + self.attached_paths()
+
+    def attached_paths(self) -> list[str]:
+        """The statistics and alignment files, which are not rows of an entity."""
+        files = [self.statistics] if self.statistics else []
+        if self.alignment:
+            files += [self.alignment.weights, self.alignment.metadata]
+        return [f.path for f in files]
 
     def to_json(self) -> bytes:
         # Without figures the field is left out, so readers that predate it can still
         # read store-level commits (they refuse unknown fields).
         optional = ("conservation", "channel", "compatibility", "behaviours")
+        optional += ("statistics", "alignment")
         exclude = {name for name in optional if not getattr(self, name)} or None
         return self.model_dump_json(indent=2, exclude=exclude).encode("utf-8") + b"\n"
 

@@ -20,6 +20,7 @@ DATA = "data"
 DELETES = "deletes"
 INDEXES = "indexes"
 BEHAVIOURS = "behaviours"  # BAHE behaviour vectors, per model version
+META = "meta"  # statistics and alignment maps recorded with a snapshot
 CHECKPOINTS = "_checkpoints"  # shard inputs and results of runs in progress (or that failed)
 STAGING_MARK = "_staging-"
 
@@ -97,6 +98,11 @@ def new_index_path(entity: str) -> str:
 
 def new_behaviours_path() -> str:
     return f"{BEHAVIOURS}/{uuid.uuid4().hex}.parquet"
+
+
+def new_meta_path(kind: str, extension: str) -> str:
+    """A fresh name for a file recorded with one snapshot (``statistics``, ``alignment``)."""
+    return f"{META}/{kind}-{uuid.uuid4().hex}.{extension}"
 
 
 def staging_path(path: str) -> str:

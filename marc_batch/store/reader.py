@@ -109,6 +109,7 @@ def merged_table(
     verify: bool = False,
     with_shard: bool = False,
     id_range: tuple[str, str] | None = None,
+    shard: int | None = None,
 ) -> pa.Table:
     """The live rows of one entity: each id once, with its newest row.
 
@@ -116,6 +117,9 @@ def merged_table(
     which compaction needs to write rows back where they were. ``id_range``
     skips files whose id bounds exclude it: the result is exact for ids in the
     range and may omit others, which is all a commit needs to check its ids.
+    ``shard`` reads one partition's rows files (and every deletes file): an id
+    stays in its shard from version to version, so two snapshots can be
+    compared one shard at a time.
     """
     check_entity(entity)
     names = ["id", *(c for c in columns if c != "id")]
@@ -130,6 +134,8 @@ def merged_table(
 
     def wanted(kind: str) -> list[DataFile]:
         files = manifest.data_files(entity, kind)
+        if shard is not None and kind == "rows":
+            files = [f for f in files if f.shard == shard]
         return files if id_range is None else [f for f in files if f.may_contain(*id_range)]
 
     # Object stores are latency-bound: files are fetched in parallel.
