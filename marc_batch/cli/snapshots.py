@@ -2,6 +2,8 @@
 
 import json
 from dataclasses import asdict
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -10,11 +12,13 @@ from rich.table import Table
 
 from marc_batch.cli.options import ConfigOption, JsonOption
 from marc_batch.config import load_config
+from marc_batch.entities import ENTITIES
 from marc_batch.pipeline.publish import promote_new, publish, rollback, verified
 from marc_batch.store import channels
 from marc_batch.store.compact import compact
 from marc_batch.store.diff import diff
 from marc_batch.store.gc import collect_garbage
+from marc_batch.store.history import export_history
 from marc_batch.store.store import Store
 from marc_batch.store.validate import validate
 
@@ -29,6 +33,12 @@ RootOption = Annotated[
 ]
 RefArgument = Annotated[str, typer.Argument(help="Version number, snapshot id or channel name.")]
 ChannelOption = Annotated[str, typer.Option("--channel", help="Channel to move.")]
+
+
+class HistoryEntity(StrEnum):
+    ITEM = "item"
+    USER = "user"
+    ALL = "all"
 
 
 def _store(config: ConfigOption, root: str | None) -> Store:
@@ -244,3 +254,49 @@ def compact_command(
         _emit({"version": manifest.version, "files": len(manifest.files)})
     else:
         typer.echo(f"version {manifest.version}: {len(manifest.files)} files")
+
+
+@snapshots_app.command("export-history")
+def export_history_command(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="A .parquet file (every entity in one) or a directory (<entity>.parquet each).",
+        ),
+    ],
+    entity: Annotated[
+        HistoryEntity, typer.Option(help="Which entity's history to export.")
+    ] = HistoryEntity.ALL,
+    since: Annotated[
+        str | None, typer.Option(help="First version to export (number, snapshot id, channel).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last version to export; its live rows stay open.")
+    ] = None,
+    channel: Annotated[
+        str | None,
+        typer.Option(help="Only the versions committed for this channel (default: every version)."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace the output if it exists.")] = False,
+    config: ConfigOption = None,
+    root: RootOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Every vector with the interval it was live in (valid_from, valid_to), for as-of joins."""
+    entities = list(ENTITIES) if entity is HistoryEntity.ALL else [entity.value]
+    report = export_history(
+        _store(config, root),
+        out,
+        entities,
+        since=since,
+        until=until,
+        channel=channel,
+        overwrite=overwrite,
+    )
+    if json_output:
+        _emit(asdict(report))
+        return
+    first, last = report.versions[0], report.versions[-1]
+    for path, count in report.files.items():
+        typer.echo(f"{path}: {count} intervals over versions {first}..{last}")
