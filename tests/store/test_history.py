@@ -2,13 +2,14 @@
 
 import itertools
 import json
+import re
 import sys
 import zlib
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -22,6 +23,8 @@ from marc_batch.store.history import export_history
 from tests.publishing import committed
 
 K = 4
+DOC = Path(__file__).parents[2] / "docs" / "feature-store.md"
+(ASOF_RECIPE,) = re.findall(r"```python asof-join\n(.*?)```", DOC.read_text(), re.DOTALL)
 ITEMS = ("a", "b", "c", "d", "e", "f")
 
 
@@ -145,39 +148,36 @@ def test_intervals_tile_time_exactly_where_the_reader_has_the_id(tmp_path: Path)
 
 
 def test_point_in_time_join_returns_what_the_reader_returned(
-    tmp_path: Path, store_config: StoreConfig
+    tmp_path: Path, store_config: StoreConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The ASOF recipe of docs/feature-store.md, run on impressions between commits."""
     store = history_store(store_config.root, store_config)
-    export_history(store, tmp_path / "history.parquet")
+    export_history(store, tmp_path / "features")
     times = commit_times(store)
     instants = sorted(times.values())
     moments = [instants[0] - timedelta(seconds=1), instants[-1] + timedelta(days=1)]
     moments += instants + [a + (b - a) / 3 for a, b in itertools.pairwise(instants)]
-    impressions = [
-        (n, at, item)
-        for n, (at, item) in enumerate((at, item) for at in moments for item in (*ITEMS, "unknown"))
-    ]
-    con = duckdb.connect()
-    con.execute("CREATE TABLE impressions (impression BIGINT, ts TIMESTAMPTZ, item_id VARCHAR)")
-    con.executemany("INSERT INTO impressions VALUES (?, ?, ?)", impressions)
-    joined = con.execute(
-        f"""
-        SELECT i.impression, CASE WHEN h.valid_to IS NULL OR i.ts < h.valid_to
-                                  THEN h.embedding END AS embedding
-        FROM impressions i ASOF LEFT JOIN (
-            SELECT * FROM read_parquet('{tmp_path / "history.parquet"}') WHERE entity = 'item'
-        ) h ON i.item_id = h.id AND i.ts >= h.valid_from
-        ORDER BY i.impression
-        """
-    ).fetchall()
-    assert len(joined) == len(impressions)
-    for (number, at, item), (impression, embedding) in zip(impressions, joined, strict=True):
-        assert impression == number
+    shown = [(at, item) for at in moments for item in (*ITEMS, "unknown")]
+    impressions = pa.table(
+        {
+            "impression": pa.array(range(len(shown)), pa.int64()),
+            "ts": pa.array([at for at, _ in shown], pa.timestamp("us", "UTC")),
+            "item_id": [item for _, item in shown],
+        }
+    )
+    pq.write_table(impressions, tmp_path / "impressions.parquet")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(ASOF_RECIPE, namespace)
+    joined = namespace["joined"]
+    assert joined["impression"].to_pylist() == impressions["impression"].to_pylist()
+    for (at, item), embedding in zip(shown, joined["item_embedding"].to_pylist(), strict=True):
         version = live_version(times, at)
-        if version is None:
-            assert embedding is None
-            continue
-        found, expected = open_snapshot(store, version).lookup("item", [item])
+        found, expected = (
+            open_snapshot(store, version).lookup("item", [item])
+            if version is not None
+            else ([False], None)
+        )
         if not found[0]:
             assert embedding is None, (item, version)
         else:
