@@ -171,6 +171,11 @@ def table_report(result: Validated) -> TableReport:
     )
 
 
+def bahe_users(config: Config) -> bool:
+    """Whether user texts carry the profile and behaviour list that BAHE users are read from."""
+    return config.model.user_encoder == "bahe"
+
+
 @traced("ingest")
 def ingest(config: Config, run_id: str | None = None) -> tuple[Catalogue, IngestReport]:
     """Run ingestion end to end; raises ErrorBudgetExceeded after writing quarantine."""
@@ -186,7 +191,7 @@ def ingest(config: Config, run_id: str | None = None) -> tuple[Catalogue, Ingest
         users=users,
         interactions=interactions,
         item_texts=item_texts(items, config.templates),
-        user_texts=user_texts(users, interactions, items, config.templates),
+        user_texts=user_texts(users, interactions, items, config.templates, bahe_users(config)),
     )
     split_counts = {
         entry["values"]: entry["counts"]

@@ -34,6 +34,7 @@ from marc_batch.data.ingest import (
     IngestReport,
     TableReport,
     TextReport,
+    bahe_users,
     check_error_budget,
     new_run_id,
     raw_tables,
@@ -272,6 +273,7 @@ def _render(directory: Path, config: Config, shards: int) -> dict[Entity, _Texts
                 interactions,
                 rated,
                 config.templates,
+                bahe_users(config),
             ),
         }
         for entity, table in texts.items():

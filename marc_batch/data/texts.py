@@ -117,8 +117,12 @@ def user_histories(
     interactions: pa.Table, items: pa.Table | ds.Dataset, templates: TemplatesConfig
 ) -> pa.Table:
     """(user_id, history): each user's behaviours joined by the separator, newest first."""
+    return _histories(user_behaviours(interactions, items, templates), templates)
+
+
+def _histories(behaviours: pa.Table, templates: TemplatesConfig) -> pa.Table:
     con = duckdb.connect()
-    con.register("behaviours", user_behaviours(interactions, items, templates))
+    con.register("behaviours", behaviours)
     histories = con.sql(
         """
         SELECT user_id, string_agg(behaviour, $separator ORDER BY position) AS history
@@ -154,11 +158,24 @@ def user_texts(
     interactions: pa.Table,
     items: pa.Table | ds.Dataset,
     templates: TemplatesConfig,
+    behaviours: bool = False,
 ) -> pa.Table:
-    """Render the user template with ``{history}`` for every accepted user."""
-    joined = _with_history(users, user_histories(interactions, items, templates))
-    return _with_hash(
+    """Render the user template with ``{history}`` for every accepted user.
+
+    With ``behaviours``, the table also holds what BAHE reads of each user (the
+    ``profile`` and ``behaviours`` columns of :func:`user_behaviour_texts`), made
+    from the same rows as the text, so the text hash covers them too.
+    """
+    entries = user_behaviours(interactions, items, templates)
+    joined = _with_history(users, _histories(entries, templates))
+    texts = _with_hash(
         joined["id"], Template(templates.user).render(joined), user_version(templates), None
+    )
+    if not behaviours:
+        return texts
+    read = _behaviour_lists(users, entries, templates)
+    return texts.append_column("profile", read["profile"]).append_column(
+        "behaviours", read["behaviours"]
     )
 
 
@@ -174,11 +191,15 @@ def user_behaviour_texts(
     ``behaviours`` lists the entries that history would hold, newest first, so the
     user's text is the profile with them joined in, never re-parsed out of it.
     """
+    return _behaviour_lists(users, user_behaviours(interactions, items, templates), templates)
+
+
+def _behaviour_lists(users: pa.Table, entries: pa.Table, templates: TemplatesConfig) -> pa.Table:
     no_history = pa.table({"user_id": users["id"], "history": pa.nulls(len(users), pa.string())})
     profiles = Template(templates.user).render(_with_history(users, no_history))
     con = duckdb.connect()
     con.register("users", users.select(["id"]))
-    con.register("behaviours", user_behaviours(interactions, items, templates))
+    con.register("behaviours", entries)
     lists = con.sql(
         """
         SELECT u.id, coalesce(list(b.behaviour ORDER BY b.position)

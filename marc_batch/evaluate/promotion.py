@@ -17,8 +17,9 @@ from marc_batch.evaluate.features import side_features
 from marc_batch.evaluate.lift import protocol_pairs, validation_lift_auc
 from marc_batch.evaluate.protocol import Embeddings, encoder_states
 from marc_batch.model.registry import Registry
+from marc_batch.train.bahe_cache import build_bahe_cache
 from marc_batch.train.cache import build_cache
-from marc_batch.train.recipe import Prepared
+from marc_batch.train.recipe import Prepared, bahe_users_of
 
 
 class LiftGate(BaseModel):
@@ -46,17 +47,23 @@ class LiftGate(BaseModel):
 
 
 def version_embeddings(prepared: Prepared, registry: Registry, version: str) -> Embeddings:
-    """A registered version's z of every text; its own frozen pass if its backbone differs."""
+    """A registered version's z of every text; its own frozen pass if its backbone differs.
+
+    A version trained with the other user encoder than ``prepared`` (a BAHE candidate
+    against a text model, say) gets its own pass too, through the path it was trained on.
+    """
     encoder, artifact = registry.load(version)
     encoder.to(prepared.device)
     caches = prepared.caches
     if (
         artifact.base_sha256 != prepared.base_sha256
         or artifact.first_adapted != caches["user"].start
+        or artifact.model.user_encoder != prepared.config.model.user_encoder
     ):
         train = artifact.model.train
         lengths = {"user": train.user_max_length, "item": train.item_max_length}
         texts = {"user": prepared.pairs.user_texts, "item": prepared.pairs.item_texts}
+        bahe = artifact.model.user_encoder == "bahe"
         caches = {
             entity: build_cache(
                 encoder.backbone,
@@ -65,8 +72,17 @@ def version_embeddings(prepared: Prepared, registry: Registry, version: str) -> 
                 artifact.first_adapted,
                 train.encode_batch_tokens,
             )
-            for entity in ("user", "item")
+            for entity in (("item",) if bahe else ("user", "item"))
         }
+        if bahe:
+            caches["user"], _ = build_bahe_cache(
+                encoder.backbone,
+                bahe_users_of(prepared.catalogue),
+                artifact.model.bahe,
+                lengths["user"],
+                artifact.first_adapted,
+                train.encode_batch_tokens,
+            )
     return encoder_states(encoder, caches, artifact.model.train.encode_batch_tokens)[1]
 
 

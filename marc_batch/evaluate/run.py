@@ -22,6 +22,7 @@ import numpy as np
 from rich.progress import Progress
 
 from marc_batch.config import Config
+from marc_batch.entities import Entity
 from marc_batch.errors import ArtifactError, ConfigError
 from marc_batch.evaluate.features import side_features
 from marc_batch.evaluate.lift import Fields, lift_tables, protocol_pairs, validation_lift_auc
@@ -37,7 +38,9 @@ from marc_batch.evaluate.protocol import (
     training_rows,
 )
 from marc_batch.evaluate.report import EvaluationReport, LayerScore, TrainingSummary
+from marc_batch.model.artifact import check_user_encoder
 from marc_batch.model.registry import Registry
+from marc_batch.train.cache import TextCache
 from marc_batch.train.pairs import Pairs
 from marc_batch.train.recipe import Prepared, prepare, train_variant, variant_config
 
@@ -55,8 +58,14 @@ def _layers(scores: list[MethodScore], adapted_from: int | None) -> list[LayerSc
     ]
 
 
+def _frozen(prepared: Prepared) -> dict[Entity, TextCache]:
+    """The text path's caches: baselines and the frozen probe read texts whatever the users."""
+    assert prepared.frozen is not None, "prepare(..., text_baselines=True) builds them"
+    return prepared.frozen
+
+
 def _pca_of_layer(prepared: Prepared, layer: int, k: int) -> Embeddings:
-    states = {entity: cache.pooled[:, layer] for entity, cache in prepared.caches.items()}
+    states = {entity: cache.pooled[:, layer] for entity, cache in _frozen(prepared).items()}
     return pca_embeddings(states, training_rows(prepared.pairs), k)
 
 
@@ -85,7 +94,8 @@ def evaluate(
     registry = Registry(Path(config.model.registry))
     version = registry.current() if version == "current" else version
     encoder, artifact = registry.load(version)
-    prepared = prepare(config, progress)
+    check_user_encoder(config.model, artifact, version)
+    prepared = prepare(config, progress, text_baselines=True)
     start = prepared.caches["user"].start
     # The cache holds the state entering layer ``start``; the first adapted state is the next.
     first_adapted_state = start + 1
@@ -119,7 +129,7 @@ def evaluate(
         chosen_by = "the lift model's validation AUC (standard protocol)"
     else:
         frozen = layer_probe(
-            {entity: cache.pooled for entity, cache in caches.items()},
+            {entity: cache.pooled for entity, cache in _frozen(prepared).items()},
             pairs, settings, k, progress, "frozen backbone",
         )  # fmt: skip
         best_mid = best_middle_layer(frozen)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from safetensors.torch import load_file, save_file
 
 from marc_batch.config import ModelConfig
-from marc_batch.errors import ArtifactError
+from marc_batch.errors import ArtifactError, ConfigError
 from marc_batch.model.backbone import Backbone
 from marc_batch.model.marc import MarcEncoder
 
@@ -47,6 +47,22 @@ class ArtifactConfig(BaseModel):
     num_layers: int
     first_adapted: int
     metrics: dict[str, float]
+
+
+def check_user_encoder(config: ModelConfig, artifact: ArtifactConfig, version: str) -> None:
+    """Refuse to run a model with a config that names the other user encoder.
+
+    A BAHE model's users read through the text path (or the reverse) would give
+    vectors from a path the model was never trained on; the artifact records
+    which one it was trained with (``model.user_encoder`` and ``model.bahe``).
+    """
+    trained = artifact.model.user_encoder
+    if config.user_encoder != trained:
+        raise ConfigError(
+            f"model {version} was trained with model.user_encoder = {trained!r} but the config "
+            f"says {config.user_encoder!r}; set it to {trained!r} or use a model trained for "
+            f"{config.user_encoder!r}"
+        )
 
 
 class FileEntry(BaseModel):

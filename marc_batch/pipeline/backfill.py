@@ -27,6 +27,7 @@ from marc_batch.entities import Entity
 from marc_batch.errors import StoreError
 from marc_batch.index import IndexReport
 from marc_batch.index.vectors import Vectors
+from marc_batch.pipeline.behaviours import BehaviourCounts, stage_run_behaviours
 from marc_batch.pipeline.checkpoints import Checkpoints
 from marc_batch.pipeline.indexes import StagedIndex, restage_index
 from marc_batch.pipeline.publish import finish_publish, withheld
@@ -74,6 +75,7 @@ class BackfillReport(BaseModel):
     quarantined: int
     encode: dict[Entity, dict[str, float]]
     indexes: dict[Entity, IndexReport]
+    behaviours: BehaviourCounts | None = None
 
 
 def _parent(store: Store, channel: str) -> Manifest:
@@ -172,6 +174,8 @@ def backfill(
         return report
     with aborting(txn):
         embedded = {}
+        pending = [job.key for job in jobs.get(Entity.USER, []) if not job.done]
+        behaviours = stage_run_behaviours(config, txn, checkpoints, pending)
         totals = run_jobs(encode, config, version, jobs)
         for entity, plan in plans.items():
             embedded[entity] = collect_shards(txn, checkpoints, jobs[entity]) + plan.unchanged
@@ -199,6 +203,7 @@ def backfill(
             "rows": manifest.rows,
             "encode": {entity: stats.summary() for entity, stats in totals.items()},
             "indexes": {entity: staged.report for entity, staged in indexes.items()},
+            "behaviours": behaviours,
         }
     )
 

@@ -4,7 +4,8 @@ Before encoding, the driver stages each shard's texts (id, text, text_hash)
 under ``_checkpoints/`` in the store; a shard task, on this machine or on a
 cluster worker that sees the same store, reads them, encodes them and saves
 the resulting rows (id, embedding, text_hash, updated_at) next to them; the
-index of a shard's vectors travels the same way (``.faiss``). Rows and texts
+index of a shard's vectors travels the same way (``.faiss``), and so do the
+BAHE behaviour vectors a user shard reads (``.vectors``). Rows and texts
 are keyed by a hash of everything that determines the rows: the model
 version, the entity, the shard and every (id, text_hash) pair in it.
 
@@ -88,6 +89,14 @@ class Checkpoints:
     def save(self, key: str, rows: pa.Table) -> None:
         self._write(self._path(key, "rows"), rows)
 
+    def stage_vectors(self, key: str, vectors: pa.Table) -> None:
+        """Leave the BAHE behaviour vectors (key, vector) that a user shard's sequences hold."""
+        self._write(self._path(key, "vectors"), vectors)
+
+    def vectors(self, key: str) -> pa.Table | None:
+        """The behaviour vectors staged for ``key``, or None if none were."""
+        return self._read(self._path(key, "vectors"))
+
     def save_bytes(self, name: str, data: bytes) -> None:
         """Leave a serialised index (a trained empty one, or one shard's) under ``name``."""
         path = f"{PREFIX}/{name}.faiss"
@@ -104,5 +113,5 @@ class Checkpoints:
     def clear(self, keys: list[str]) -> None:
         """Drop a run's checkpoints once its snapshot is committed."""
         for key in keys:
-            for kind in ("input", "rows"):
+            for kind in ("input", "rows", "vectors"):
                 self.backend.delete(self._path(key, kind))

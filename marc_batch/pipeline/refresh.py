@@ -9,7 +9,9 @@ own (see :mod:`marc_batch.pipeline.shard_indexes`). Where the shards run
 is the caller's choice (``encode``, ``index_shards``): serially here, or as
 Prefect tasks on threads or a Dask or Ray cluster in the flows. Finished
 shards are checkpointed, so a re-run after a crash encodes only the shards
-that were not finished. The index is built and
+that were not finished. A BAHE model's users are read as behaviours, each
+encoded once per model and kept in the store (:mod:`marc_batch.pipeline.behaviours`).
+The index is built and
 recall-checked before the commit: if it misses its target, the transaction
 is aborted and the channel keeps pointing at the previous snapshot.
 Conservation is checked before anything is committed: rows in = rows
@@ -24,6 +26,7 @@ from marc_batch.data.sharded import ingest_by_shard
 from marc_batch.entities import Entity
 from marc_batch.index import IndexReport
 from marc_batch.pipeline import steps
+from marc_batch.pipeline.behaviours import BehaviourCounts, stage_run_behaviours
 from marc_batch.pipeline.checkpoints import Checkpoints
 from marc_batch.pipeline.indexes import StagedIndex, stage_index
 from marc_batch.pipeline.shard_indexes import IndexRunner, index_serially, shard_parts
@@ -49,6 +52,7 @@ class RefreshReport(BaseModel):
     quarantined: int
     encode: dict[Entity, dict[str, float]]
     indexes: dict[Entity, IndexReport]
+    behaviours: BehaviourCounts | None = None
 
 
 def refresh(
@@ -75,6 +79,8 @@ def refresh(
     indexes: dict[Entity, StagedIndex] = {}
     quality: dict[str, float] = {}
     with steps.aborting(txn):
+        pending = [job.key for job in jobs[Entity.USER] if not job.done]
+        behaviours = stage_run_behaviours(config, txn, checkpoints, pending)
         totals = run_jobs(encode, config, version, jobs)
         for entity, entity_jobs in jobs.items():
             rows[entity] = collect_shards(txn, checkpoints, entity_jobs)
@@ -105,4 +111,5 @@ def refresh(
         quarantined=ingested.quarantined,
         encode={entity: stats.summary() for entity, stats in totals.items()},
         indexes={entity: staged.report for entity, staged in indexes.items()},
+        behaviours=behaviours,
     )

@@ -10,6 +10,7 @@ driver assembles shards in shard order whatever order they finished in.
 
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
@@ -23,8 +24,9 @@ from marc_batch.encode.stats import EncodeStats
 from marc_batch.entities import ENTITIES, Entity
 from marc_batch.errors import StoreError
 from marc_batch.index.vectors import Piece, Vectors, normalised
+from marc_batch.pipeline.behaviours import encode_bahe_users
 from marc_batch.pipeline.checkpoints import Checkpoints, shard_key
-from marc_batch.pipeline.encoders import entity_runtime
+from marc_batch.pipeline.encoders import entity_runtime, loaded_encoder
 from marc_batch.store import Transaction
 from marc_batch.store.backends import open_backend
 from marc_batch.store.failpoints import SHARD_ENCODED, failpoint
@@ -85,8 +87,13 @@ def stage_catalogue(
 
 @traced("encode_rows")
 def encode_rows(runtime: EncoderRuntime, part: pa.Table) -> tuple[pa.Table, EncodeStats]:
-    """The rows of one shard: ids, unit-length embeddings, text hashes, when they were made."""
+    """The rows of one shard encoded from its texts (see :func:`rows_of`)."""
     z, stats = runtime.encode(part["text"].to_pylist())
+    return rows_of(part, z), stats
+
+
+def rows_of(part: pa.Table, z: np.ndarray) -> pa.Table:
+    """The rows of one shard: ids, unit-length embeddings, text hashes, when they were made."""
     z = normalised(z)
     rows = pa.table(
         {
@@ -99,7 +106,7 @@ def encode_rows(runtime: EncoderRuntime, part: pa.Table) -> tuple[pa.Table, Enco
             else pa.nulls(len(z), pa.string()),
         }
     )
-    return rows, stats
+    return rows
 
 
 def encode_job(config: Config, model_version: str, job: ShardJob) -> EncodeStats:
@@ -107,8 +114,14 @@ def encode_job(config: Config, model_version: str, job: ShardJob) -> EncodeStats
     checkpoints = Checkpoints(open_backend(config.store))
     if checkpoints.finished(job.key):
         return EncodeStats()
-    runtime = entity_runtime(config, model_version, job.entity)
-    rows, stats = encode_rows(runtime, checkpoints.texts(job.key))
+    encoder, _ = loaded_encoder(config, model_version)
+    if job.entity == Entity.USER and encoder.config.user_encoder == "bahe":
+        part = checkpoints.texts(job.key)
+        z, stats = encode_bahe_users(config, model_version, checkpoints, job.key, part)
+        rows = rows_of(part, z)
+    else:
+        runtime = entity_runtime(config, model_version, job.entity)
+        rows, stats = encode_rows(runtime, checkpoints.texts(job.key))
     failpoint(SHARD_ENCODED)
     checkpoints.save(job.key, rows)
     return stats

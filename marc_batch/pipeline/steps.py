@@ -21,7 +21,7 @@ from marc_batch.config import Config
 from marc_batch.data.ingest import TableReport
 from marc_batch.entities import Entity
 from marc_batch.errors import ConservationError
-from marc_batch.model.artifact import MANIFEST, file_sha256
+from marc_batch.model.artifact import MANIFEST, check_user_encoder, file_sha256
 from marc_batch.model.registry import Registry
 from marc_batch.pipeline.checkpoints import Checkpoints
 from marc_batch.pipeline.publish import promote_new
@@ -37,6 +37,7 @@ def model_transaction(
     registry = Registry(Path(config.model.registry))
     version = registry.resolve(model_version)
     artifact = registry.config(version)  # a missing or broken artifact is one clear error
+    check_user_encoder(config.model, artifact, version)
     return Transaction(
         Store(config.store),
         model_version=version,

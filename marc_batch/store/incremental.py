@@ -38,11 +38,14 @@ def plan_change(
     removed; otherwise it is a delta and nothing is removed.
     """
     con = duckdb.connect()
-    con.register("catalogue", texts.select(["id", "text", "text_hash"]))
+    # A BAHE model reads users as a profile and behaviours: those travel with the rows.
+    bahe = [name for name in ("profile", "behaviours") if name in texts.column_names]
+    con.register("catalogue", texts.select(["id", "text", "text_hash", *bahe]))
     con.register("parent", merged_table(store, parent, entity, ("id", "text_hash")))
     encode = con.sql(
         """
-        SELECT c.id, c.text, c.text_hash, p.id IS NULL AS is_new
+        SELECT c.* EXCLUDE (id, text, text_hash), c.id, c.text, c.text_hash,
+            p.id IS NULL AS is_new
         FROM catalogue c LEFT JOIN parent p ON p.id = c.id
         WHERE p.id IS NULL OR p.text_hash IS DISTINCT FROM c.text_hash
         ORDER BY c.id

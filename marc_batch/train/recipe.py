@@ -23,7 +23,9 @@ from marc_batch.device import resolve_device
 from marc_batch.entities import Entity
 from marc_batch.errors import ConfigError
 from marc_batch.model.backbone import Backbone, resolve_path, weights_sha256
+from marc_batch.model.bahe import UserBehaviours, users_from_table
 from marc_batch.model.marc import MarcEncoder, MarcObjective
+from marc_batch.train.bahe_cache import build_bahe_cache
 from marc_batch.train.cache import TextCache, build_cache
 from marc_batch.train.pairs import Pairs, build_pairs, encoder_pairs
 from marc_batch.train.trainer import Trainer, TrainResult, progress_bar
@@ -41,7 +43,13 @@ def variant_config(config: ModelConfig, name: str) -> ModelConfig:
 
 @dataclass
 class Prepared:
-    """What every run on one dataset and backbone shares."""
+    """What every run on one dataset and backbone shares.
+
+    ``caches`` are what the encoder trains on and is scored from: with BAHE
+    users, the user cache holds BAHE sequences. ``frozen`` are the text path's
+    caches, which the PCA baselines and the layer probe read (the same objects
+    for text users; built for BAHE users only when asked, see :func:`prepare`).
+    """
 
     config: Config
     catalogue: Catalogue
@@ -51,16 +59,28 @@ class Prepared:
     base_sha256: str
     caches: dict[Entity, TextCache]
     device: torch.device
+    frozen: dict[Entity, TextCache] | None = None
 
 
-def prepare(config: Config, progress: Progress | None = None) -> Prepared:
-    """Ingest, load the frozen backbone and run the cached frozen pass over every text."""
-    if config.model.user_encoder == "bahe":
-        # A model trained one way and run the other would publish meaningless user vectors.
+def bahe_users_of(catalogue: Catalogue) -> list[UserBehaviours]:
+    """Every user as BAHE reads them, in the order of the user texts (their pair rows)."""
+    if "behaviours" not in catalogue.user_texts.column_names:
         raise ConfigError(
-            "model.user_encoder: 'bahe' is not yet run by training or refresh "
-            "(marc_batch/model/bahe.py is the encoder alone); use 'text'"
+            "model.user_encoder: this catalogue was read for text users; BAHE needs it read "
+            "with model.user_encoder = 'bahe'"
         )
+    return users_from_table(catalogue.user_texts)
+
+
+def prepare(
+    config: Config, progress: Progress | None = None, text_baselines: bool = False
+) -> Prepared:
+    """Ingest, load the frozen backbone and run the cached frozen pass over every text.
+
+    With BAHE users the user pass is the behaviour path (:mod:`marc_batch.train.bahe_cache`);
+    ``text_baselines`` also runs the text path over user texts, for what evaluation
+    compares on text (PCA baselines, the frozen layer probe).
+    """
     train = config.model.train
     if train.threads:
         torch.set_num_threads(train.threads)
@@ -70,31 +90,46 @@ def prepare(config: Config, progress: Progress | None = None) -> Prepared:
     base_path = resolve_path(config.model.backbone)
     backbone = Backbone.load(base_path, config.model.pooling).to(device)
     start = backbone.num_layers - min(config.model.lora.layers, backbone.num_layers)
+    bahe = config.model.user_encoder == "bahe"
     owned = progress is None
     progress = progress or progress_bar()
     with progress if owned else nullcontext():
-        caches = {
-            "user": build_cache(
+
+        def text_cache(entity: Entity) -> TextCache:
+            texts = pairs.user_texts if entity == "user" else pairs.item_texts
+            length = train.user_max_length if entity == "user" else train.item_max_length
+            label = "users" if entity == "user" else "items"
+            return build_cache(
+                backbone, texts, length, start, train.encode_batch_tokens, progress, label
+            )
+
+        caches = {"item": text_cache("item")}
+        frozen = None
+        if bahe:
+            caches["user"], _ = build_bahe_cache(
                 backbone,
-                pairs.user_texts,
+                bahe_users_of(catalogue),
+                config.model.bahe,
                 train.user_max_length,
                 start,
                 train.encode_batch_tokens,
                 progress,
-                "users",
-            ),
-            "item": build_cache(
-                backbone,
-                pairs.item_texts,
-                train.item_max_length,
-                start,
-                train.encode_batch_tokens,
-                progress,
-                "items",
-            ),
-        }
+            )
+            if text_baselines:
+                frozen = {"user": text_cache("user"), "item": caches["item"]}
+        else:
+            caches["user"] = text_cache("user")
+            frozen = caches
     return Prepared(
-        config, catalogue, pairs, backbone, base_path, weights_sha256(base_path), caches, device
+        config,
+        catalogue,
+        pairs,
+        backbone,
+        base_path,
+        weights_sha256(base_path),
+        caches,
+        device,
+        frozen,
     )
 
 

@@ -11,11 +11,12 @@ in length-bucketed batches, and the upper layers through the model's forward.
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 import torch
 
-from marc_batch.config import Config, LoraConfig, TemplatesConfig
+from marc_batch.config import LoraConfig, TemplatesConfig
 from marc_batch.config.model import BaheConfig
 from marc_batch.data.texts import user_behaviour_texts
 from marc_batch.errors import ConfigError
@@ -28,7 +29,8 @@ from marc_batch.model.bahe import (
     users_from_table,
 )
 from marc_batch.model.marc import MarcEncoder
-from marc_batch.train.recipe import prepare
+from marc_batch.train.bahe_cache import build_bahe_cache
+from marc_batch.train.cache import tail_forward
 from tests.model.conftest import tiny_model_config
 
 MAX_LENGTH = 16
@@ -247,7 +249,21 @@ def test_gradients_reach_the_adapted_layers_through_the_user_sequence(backbone: 
     assert grads and all(g is not None and g.abs().sum() > 0 for g in grads.values())
 
 
-def test_training_refuses_bahe_until_it_runs_it(tmp_path: Path) -> None:
-    config = Config(store={"root": str(tmp_path)}, model={"user_encoder": "bahe"})
-    with pytest.raises(ConfigError, match=r"model\.user_encoder"):
-        prepare(config)
+@torch.no_grad()
+def test_training_continues_the_behaviour_path_from_its_cache(backbone: Backbone) -> None:
+    """The trainer's forward (adapted layers over cached states) is the reference's."""
+    cache, bahe = build_bahe_cache(
+        backbone, USERS, BaheConfig(), MAX_LENGTH, backbone.first_adapted, 1024
+    )
+    assert cache.start == backbone.first_adapted > bahe.split
+    # "blue movie five" and "green thing" are each held by two users, encoded once.
+    assert bahe.behaviours_encoded == len({text for user in USERS for text in user.behaviours})
+    hidden, mask = tail_forward(backbone, cache, list(range(len(USERS))))
+    h = backbone.pooled((hidden[-1],), mask)[:, 0]
+    for row, user in enumerate(USERS):
+        expected = reference_h(backbone, bahe.split, user, bahe.pooling)
+        torch.testing.assert_close(h[row], expected, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            torch.from_numpy(cache.pooled[row, -1]), expected, atol=1e-5, rtol=1e-4
+        )
+    assert np.isnan(cache.pooled[:, : bahe.split]).all()
