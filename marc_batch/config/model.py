@@ -136,7 +136,7 @@ class ModelConfig(BaseModel):
         "text",
         description="text: a user is one text through every layer; bahe: behaviours are "
         "encoded once each by the lower layers and users by the upper layers only "
-        "(the encoder exists; training refuses it until training and refresh run it).",
+        "(the store keeps behaviour vectors per model; docs/bahe.md).",
     )
     bahe: BaheConfig = Field(default_factory=BaheConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
