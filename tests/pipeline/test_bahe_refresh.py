@@ -60,6 +60,14 @@ pairs_per_user = 4
 user_max_length = 40
 item_max_length = 8
 device = "cpu"
+[evaluate]
+seeds = [0]
+epochs = 1
+hidden = [8]
+[evaluate.lift]
+epochs = 1
+hidden = [8]
+embedding_dim = 4
 [store]
 root = "{tmp_path / "store"}"
 shards = 3
@@ -165,3 +173,17 @@ def test_a_model_is_refused_under_the_other_user_encoder(
     text = load_config(write_config(tmp_path, backbone, models, "text"))
     with pytest.raises(ConfigError, match="user_encoder = 'bahe'"):
         refresh(text)
+
+
+def test_evaluate_scores_a_bahe_model_against_text_baselines(
+    trained: Config, tmp_path: Path
+) -> None:
+    out = tmp_path / "report"
+    config = tmp_path / "bahe.toml"
+    result = CliRunner().invoke(app, ["evaluate", "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["methods"]) >= {"marc", "pca-final", "proj-final"}
+    assert all(np.isfinite(m["test_auc"]).all() for m in report["methods"].values())
+    # Layers below the adapted one are the frozen text probe's; the adapted one is BAHE's.
+    assert [layer["adapted"] for layer in report["probe"]["marc"]] == [False, False, False, True]
