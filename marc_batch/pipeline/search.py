@@ -3,10 +3,10 @@
 The index is the one committed with the snapshot (checked against its
 sha256 before use); the query is either an item already in the snapshot or
 a text encoded by the very model version that produced the snapshot, so
-query and catalogue live in the same space.
+query and catalogue live in the same space, which :func:`same_space`
+checks before the index is searched.
 """
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
@@ -18,6 +18,7 @@ from marc_batch.index import IdMap
 from marc_batch.index.vectors import normalised
 from marc_batch.pipeline.encoders import entity_runtime
 from marc_batch.store import Snapshot, Store, open_snapshot
+from marc_batch.store.spaces import Vectors, same_space
 
 
 class Neighbour(BaseModel):
@@ -35,14 +36,16 @@ class SearchResult(BaseModel):
 
 def _query_vector(
     config: Config, snapshot: Snapshot, item_id: str | None, text: str | None
-) -> np.ndarray:
+) -> Vectors:
+    """The query, labelled with the space of the model that made it."""
     if item_id is not None:
         found, vectors = snapshot.lookup("item", [item_id])
         if not found[0]:
             raise MarcBatchError(f"item {item_id!r} is not in snapshot version {snapshot.version}")
-        return normalised(vectors)
-    runtime = entity_runtime(config, snapshot.manifest.model.version, "item")
-    return normalised(runtime.encode([text or ""])[0])
+        return Vectors(normalised(vectors), snapshot.space)
+    model_version = snapshot.manifest.model.version
+    runtime = entity_runtime(config, model_version, "item")
+    return Vectors(normalised(runtime.encode([text or ""])[0]), model_version)
 
 
 def titles(snapshot: Snapshot, ids: list[str]) -> list[str | None]:
@@ -62,7 +65,8 @@ def search(
     snapshot = open_snapshot(Store(config.store), ref)
     index = snapshot.index(Entity.ITEM)
     query = _query_vector(config, snapshot, item_id, text)
-    scores, labels = index.search(query, k + (item_id is not None))
+    same_space(query, snapshot)
+    scores, labels = index.search(query.matrix, k + (item_id is not None))
     ids, _ = snapshot.matrix("item")
     id_map = IdMap.for_ids(pa.array(ids.tolist(), pa.string()))
     found = [

@@ -11,7 +11,7 @@ from marc_batch.store.manifest import (
     Manifest,
     ModelArtifact,
 )
-from marc_batch.store.reader import Snapshot, open_snapshot
+from marc_batch.store.snapshot import Snapshot, open_snapshot
 from marc_batch.store.store import Store
 
 __all__ = [

@@ -48,4 +48,5 @@ def compact(store: Store, channel: str | None = None) -> Manifest:
         quality=head.quality,
         quarantine=head.quarantine,
         channel=channel,
+        describe=True,
     )

@@ -242,14 +242,14 @@ class Manifest(BaseModel):
 
     def all_paths(self) -> list[str]:
         listed = [*self.files, *self.indexes, *self.behaviours]
-        return [f.path for f in listed] + self.attached_paths()
+        return [f.path for f in [*listed, *self.attached_files()]]
 
-    def attached_paths(self) -> list[str]:
+    def attached_files(self) -> list[AttachedFile]:
         """The statistics and alignment files, which are not rows of an entity."""
         files = [self.statistics] if self.statistics else []
         if self.alignment:
             files += [self.alignment.weights, self.alignment.metadata]
-        return [f.path for f in files]
+        return files
 
     def to_json(self) -> bytes:
         # Without figures the field is left out, so readers that predate it can still

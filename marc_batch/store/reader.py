@@ -1,8 +1,9 @@
-"""The reader API of ranking teams: open a pinned version or a channel, get embeddings.
+"""Reading a snapshot's files: exactly the ones its manifest lists, each checked against it.
 
-A :class:`Snapshot` reads exactly the files its manifest lists, never a
-directory listing, so files of other snapshots and leftovers of crashed runs
-are invisible to it. Every Parquet page is checked against its CRC; with
+Readers (:mod:`marc_batch.store.snapshot`, validation, diffs, statistics)
+read exactly the files a manifest lists, never a directory listing, so
+files of other snapshots and leftovers of crashed runs are invisible to
+them. Every Parquet page is checked against its CRC; with
 ``verify=True`` each file's size and sha256 are also checked against the
 manifest before any byte of it is used. A file whose embedding width,
 dtype or model version differs from the manifest is refused, so a snapshot
@@ -13,18 +14,13 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import duckdb
-import faiss
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from marc_batch.config.store import StoreConfig
-from marc_batch.entities import ENTITIES
-from marc_batch.errors import CorruptFile, StoreError
-from marc_batch.index.io import index_from_bytes
-from marc_batch.store.manifest import BehaviourFile, DataFile, IndexFile, Manifest
+from marc_batch.errors import CorruptFile
+from marc_batch.store.manifest import AttachedFile, BehaviourFile, DataFile, IndexFile, Manifest
 from marc_batch.store.merge import merge, with_sequence
 from marc_batch.store.paths import check_entity
 from marc_batch.store.store import Store
@@ -88,7 +84,9 @@ def read_index_file(store: Store, manifest: Manifest, entry: IndexFile) -> bytes
     return read_verified(store, manifest, entry)
 
 
-def read_verified(store: Store, manifest: Manifest, entry: IndexFile | BehaviourFile) -> bytes:
+def read_verified(
+    store: Store, manifest: Manifest, entry: IndexFile | BehaviourFile | AttachedFile
+) -> bytes:
     """A listed file's bytes, refused unless its size and sha256 are the manifest's."""
     try:
         data = store.backend.read_bytes(entry.path)
@@ -189,86 +187,3 @@ def embedding_matrix(table: pa.Table, k: int) -> np.ndarray:
         column = pa.chunked_array([column.combine_chunks()])
     values = column.chunk(0).flatten()
     return values.to_numpy(zero_copy_only=True).reshape(table.num_rows, k)
-
-
-class Snapshot:
-    """One committed version, read-only; tables are read once and kept."""
-
-    def __init__(self, store: Store, manifest: Manifest, verify: bool = False) -> None:
-        self.store = store
-        self.manifest = manifest
-        self.verify = verify
-        self._tables: dict[str, pa.Table] = {}
-
-    @property
-    def version(self) -> int:
-        return self.manifest.version
-
-    def table(self, entity: str) -> pa.Table:
-        """Every column of the live rows, one chunk, ids sorted when layers were merged."""
-        if entity not in self._tables:
-            columns = row_schema(self.manifest.k, self.manifest.dtype).names
-            table = merged_table(self.store, self.manifest, entity, columns, self.verify)
-            self._tables[entity] = table.combine_chunks()
-        return self._tables[entity]
-
-    def matrix(self, entity: str) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, embeddings [n, k]); the matrix is a view of the Arrow buffer, not a copy."""
-        table = self.table(entity)
-        embedding = table["embedding"]
-        values = (
-            embedding.chunk(0).flatten() if embedding.num_chunks else pa.array([], pa.float32())
-        )
-        matrix = values.to_numpy(zero_copy_only=True).reshape(table.num_rows, self.manifest.k)
-        return table["id"].to_numpy(), matrix
-
-    def lookup(self, entity: str, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(found mask, embeddings [len(ids), k]) in the order asked; missing ids get NaN rows."""
-        table = self.table(entity)
-        positions = pc.index_in(pa.array(ids, pa.string()), value_set=table["id"])
-        found = positions.is_valid().to_numpy(zero_copy_only=False)
-        _, matrix = self.matrix(entity)
-        out = np.full((len(found), self.manifest.k), np.nan, dtype=matrix.dtype)
-        out[found] = matrix[positions.drop_null().to_numpy()]
-        return found, out
-
-    def index_bytes(self, entity: str) -> bytes:
-        """The serialised FAISS index, always checked against its sha256 first."""
-        entries = [i for i in self.manifest.indexes if i.entity == check_entity(entity)]
-        if not entries:
-            raise StoreError(f"version {self.version} has no {entity} index")
-        return read_index_file(self.store, self.manifest, entries[0])
-
-    def index(self, entity: str) -> faiss.Index:
-        """The entity's FAISS index, searchable as published (checked against its sha256)."""
-        return index_from_bytes(self.index_bytes(entity))
-
-    def duckdb(self, connection: duckdb.DuckDBPyConnection | None = None):
-        """A DuckDB connection with one view per entity, ``embedding`` typed ``FLOAT[k]``.
-
-        DuckDB has no half-precision type, so float16 snapshots are widened here.
-        """
-        con = connection or duckdb.connect()
-        widened = pa.list_(pa.float32(), self.manifest.k)
-        for entity in ENTITIES:
-            table = self.table(entity)
-            position = table.schema.get_field_index("embedding")
-            table = table.set_column(position, "embedding", table["embedding"].cast(widened))
-            con.register(f"_{entity}_arrow", table)
-            con.execute(
-                f"CREATE OR REPLACE VIEW {entity} AS SELECT id, "
-                f"embedding::FLOAT[{self.manifest.k}] AS embedding, text_hash, model_version, "
-                f"updated_at, title FROM _{entity}_arrow"
-            )
-        return con
-
-
-def open_snapshot(
-    store: Store | StoreConfig | str, ref: str | int = "latest", verify: bool = False
-) -> Snapshot:
-    """Open a version number, a snapshot id or a channel name (default ``latest``)."""
-    if isinstance(store, str):
-        store = StoreConfig(root=store)
-    if isinstance(store, StoreConfig):
-        store = Store(store)
-    return Snapshot(store, store.resolve(ref), verify)

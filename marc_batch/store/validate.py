@@ -4,7 +4,7 @@ from marc_batch.entities import ENTITIES
 from marc_batch.errors import CorruptFile
 from marc_batch.store.behaviours import read_behaviour_file
 from marc_batch.store.manifest import Manifest
-from marc_batch.store.reader import merged_table, read_data_file, read_index_file
+from marc_batch.store.reader import merged_table, read_data_file, read_index_file, read_verified
 from marc_batch.store.store import Store
 from marc_batch.store.writer import row_schema
 
@@ -28,6 +28,11 @@ def validate(store: Store, manifest: Manifest) -> list[str]:
     for behaviours in manifest.behaviours:
         try:
             read_behaviour_file(store, manifest, behaviours)
+        except CorruptFile as exc:
+            problems.append(str(exc))
+    for attached in manifest.attached_files():
+        try:
+            read_verified(store, manifest, attached)
         except CorruptFile as exc:
             problems.append(str(exc))
     if problems:
