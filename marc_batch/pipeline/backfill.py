@@ -193,6 +193,7 @@ def backfill(
             quarantine=quarantine_counts({e.table: table for e, table in tables.items()}),
             conservation=conservation,
             channel=channel,
+            describe=True,
         )
     publish_run(store, manifest, channel, checkpoints, jobs)
     return report.model_copy(

@@ -99,6 +99,7 @@ def refresh(
             quarantine=steps.quarantine_counts(ingested.tables),
             conservation=conservation,
             channel=channel,
+            describe=True,
         )
     steps.publish_run(txn.store, manifest, channel, checkpoints, jobs)
     return RefreshReport(
