@@ -15,10 +15,12 @@ from marc_batch.config import load_config
 from marc_batch.entities import ENTITIES
 from marc_batch.pipeline.publish import promote_new, publish, rollback, verified
 from marc_batch.store import channels
+from marc_batch.store.attachments import statistics_between
 from marc_batch.store.compact import compact
 from marc_batch.store.diff import diff
 from marc_batch.store.gc import collect_garbage
 from marc_batch.store.history import export_history
+from marc_batch.store.statistics import summary_lines
 from marc_batch.store.store import Store
 from marc_batch.store.validate import validate
 
@@ -131,11 +133,17 @@ def diff_command(
     root: RootOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Ids added, removed and changed (text or embedding) between two versions."""
+    """Ids added, removed and changed (text or embedding) between two versions, and how far
+    the vectors moved: cosine of unchanged texts, neighbour overlap@10, the alignment map.
+
+    The statistics are the ones NEW recorded when OLD is its parent, else computed now.
+    """
     store = _store(config, root)
-    result = diff(store, store.resolve(old), store.resolve(new))
+    before, after = store.resolve(old), store.resolve(new)
+    result: dict[str, Any] = diff(store, before, after)
+    figures = statistics_between(store, before, after)
     if json_output:
-        _emit(result)
+        _emit({**result, "statistics": figures})
         return
     for entity, parts in result.items():
         summary = ", ".join(f"{what} {len(ids)}" for what, ids in parts.items())
@@ -144,6 +152,10 @@ def diff_command(
             if ids:
                 more = f" (+{len(ids) - 5} more)" if len(ids) > 5 else ""
                 typer.echo(f"  {what}: {', '.join(ids[:5])}{more}")
+    origin = f"recorded with version {after.version}" if figures["recorded"] else "computed"
+    typer.echo(f"statistics ({origin}):")
+    for line in summary_lines(figures):
+        typer.echo(f"  {line}")
 
 
 @snapshots_app.command("validate")

@@ -123,3 +123,15 @@ def describe(store: Store, manifest: Manifest, parent: Manifest | None) -> Manif
     encoded = json.dumps(figures, indent=2, sort_keys=True).encode() + b"\n"
     update["statistics"] = write_meta(store, "statistics", "json", encoded)
     return manifest.model_copy(update=update)
+
+
+def statistics_between(store: Store, old: Manifest, new: Manifest) -> dict:
+    """``new``'s statistics against ``old``: as recorded if ``old`` is its parent, else computed.
+
+    Computing reads both snapshots once more, shard by shard; nothing is written.
+    """
+    if new.parent_version == old.version and new.statistics is not None:
+        recorded = read_statistics(store, new)
+        assert recorded is not None
+        return {**recorded, "recorded": True}
+    return {**statistics(store, new, old), "recorded": False}

@@ -217,3 +217,45 @@ def statistics(
         "entities": {str(e): entity_summary(store, manifest, e) for e in ENTITIES},
         "parent": None if parent is None else compare(store, manifest, parent, fitter),
     }
+
+
+def summary_lines(figures: dict) -> list[str]:
+    """The statistics in a few lines for people: the CLI's diff and the flow run's artifact."""
+    lines = []
+    for entity, own in figures["entities"].items():
+        coverage = "" if own["coverage"] is None else f", coverage {own['coverage']:.1%}"
+        norm, shape = own["norm"], ""
+        if norm is not None:
+            low, high = norm["min"], norm["max"]
+            shape = f", norm {norm['mean']:.4f} ± {norm['std']:.4f} [{low:.4f}, {high:.4f}]"
+        lines.append(f"{entity}: {own['rows']} rows{coverage}{shape}")
+    parent = figures["parent"]
+    if parent is None:
+        return lines
+    model = "same model" if parent["same_model"] else f"model {parent['from_model']!r}"
+    lines.append(f"against version {parent['from_version']} ({model}):")
+    for entity, cosine in parent["cosine"].items():
+        if cosine["cosine_min"] is None:
+            lines.append(f"  {entity}: {cosine['unchanged_text']} unchanged texts")
+            continue
+        lines.append(
+            f"  {entity}: cosine of {cosine['unchanged_text']} unchanged texts min "
+            f"{cosine['cosine_min']:.6f}, mean {cosine['cosine_mean']:.6f}, "
+            f"{cosine['below_0_9999']} below {SAME}"
+        )
+    neighbours = parent["neighbours"]
+    if neighbours is not None:
+        moved = ", ".join(f"{m['id']} ({m['overlap']:.1f})" for m in neighbours["moved_most"])
+        lines.append(
+            f"  neighbour overlap@{neighbours['k']} on {neighbours['sampled']} items: mean "
+            f"{neighbours['overlap_mean']:.3f}, min {neighbours['overlap_min']:.3f}; "
+            f"moved most: {moved}"
+        )
+    fitted = figures.get("alignment")
+    if fitted is not None:
+        lines.append(
+            f"  alignment {fitted['from_model_version']!r} -> {fitted['to_model_version']!r} on "
+            f"{fitted['fitted_on']} ids, residual {fitted['residual']['procrustes']:.4f} "
+            f"(procrustes), {fitted['residual']['ridge']:.4f} (ridge)"
+        )
+    return lines

@@ -7,7 +7,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from scipy.stats import ortho_group
+from typer.testing import CliRunner
 
+from marc_batch.cli.app import app
 from marc_batch.config import StoreConfig
 from marc_batch.encode.shards import shard_of
 from marc_batch.errors import CorruptFile, SpaceMismatch
@@ -45,6 +47,12 @@ def _commit(store: Store, model: str, items: np.ndarray, users: np.ndarray, hash
     return txn.commit(describe=True)
 
 
+def _diff(store: Store, *args: str) -> str:
+    result = CliRunner().invoke(app, ["snapshots", "diff", *args, "--root", store.config.root])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def test_a_same_model_refresh_keeps_every_unchanged_vector_exactly(store: Store) -> None:
     items, users = _vectors(600, 0), _vectors(40, 1)
     hashes = [f"h{i}" for i in range(600)]
@@ -73,12 +81,23 @@ def test_a_same_model_refresh_keeps_every_unchanged_vector_exactly(store: Store)
         m["overlap"] for m in neighbours["moved_most"]
     )
 
+    shown = _diff(store, "1", "2", "--json")
+    assert json.loads(shown)["statistics"] == {**figures, "recorded": True}
+    assert json.loads(shown)["item"]["changed"] == [f"item{i:04d}" for i in range(30)]
+    text = _diff(store, "1", "2")
+    assert "statistics (recorded with version 2):" in text and "0 below 0.9999" in text
+    assert "neighbour overlap@10 on 200 items" in text
+
     compacted = compact(store)
     again = read_statistics(store, compacted)["parent"]
     assert (
         again["cosine"]["item"]["below_0_9999"] == 0 and again["neighbours"]["overlap_min"] == 1.0
     )
     assert validate(store, compacted) == []
+    computed = json.loads(_diff(store, "1", str(compacted.version), "--json"))["statistics"]
+    assert (
+        not computed["recorded"] and computed["parent"]["cosine"]["item"]["unchanged_text"] == 570
+    )
 
 
 def test_a_model_change_publishes_a_map_back_into_the_parent_space(store: Store) -> None:
