@@ -89,15 +89,19 @@ WITH ordered AS (
            lag(v.pos) OVER w AS prev_pos, lag(s.row_id) OVER w AS prev_row
     FROM live s JOIN versions v USING (version)
     WINDOW w AS (PARTITION BY s.entity, s.id ORDER BY v.pos)
+), pairs AS (
+    -- Each pair of physical rows an id moved between, compared once.
+    SELECT DISTINCT row_id, prev_row FROM ordered WHERE prev_row <> row_id
+), changes AS (
+    SELECT p.row_id, p.prev_row,
+           a.model_version IS DISTINCT FROM b.model_version
+           OR a.embedding IS DISTINCT FROM b.embedding AS differs
+    FROM pairs p JOIN rows a ON a.row_id = p.row_id JOIN rows b ON b.row_id = p.prev_row
 ), flagged AS (
     SELECT o.entity, o.id, o.row_id, o.version, o.pos,
-           (o.prev_pos IS NULL OR o.prev_pos <> o.pos - 1
-            OR (o.prev_row <> o.row_id
-                AND (a.model_version IS DISTINCT FROM b.model_version
-                     OR a.embedding IS DISTINCT FROM b.embedding)))::INTEGER AS starts
-    FROM ordered o
-    LEFT JOIN rows a ON o.prev_row <> o.row_id AND a.row_id = o.row_id
-    LEFT JOIN rows b ON o.prev_row <> o.row_id AND b.row_id = o.prev_row
+           (o.prev_pos IS NULL OR o.prev_pos <> o.pos - 1 OR coalesce(c.differs, false))::INTEGER
+               AS starts
+    FROM ordered o LEFT JOIN changes c ON c.row_id = o.row_id AND c.prev_row = o.prev_row
 ), numbered AS (
     SELECT *, sum(starts) OVER (PARTITION BY entity, id ORDER BY pos) AS interval_no
     FROM flagged
