@@ -19,7 +19,7 @@ from marc_batch.store.attachments import statistics_between
 from marc_batch.store.compact import compact
 from marc_batch.store.diff import diff
 from marc_batch.store.gc import collect_garbage
-from marc_batch.store.history import export_history
+from marc_batch.store.history import MEMORY_LIMIT, export_history
 from marc_batch.store.statistics import summary_lines
 from marc_batch.store.store import Store
 from marc_batch.store.validate import validate
@@ -291,6 +291,9 @@ def export_history_command(
         typer.Option(help="Only the versions committed for this channel (default: every version)."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace the output if it exists.")] = False,
+    memory_limit: Annotated[
+        str, typer.Option(help="DuckDB's working memory (e.g. 512MB, 4GB); it spills past it.")
+    ] = MEMORY_LIMIT,
     config: ConfigOption = None,
     root: RootOption = None,
     json_output: JsonOption = False,
@@ -305,6 +308,7 @@ def export_history_command(
         until=until,
         channel=channel,
         overwrite=overwrite,
+        memory_limit=memory_limit,
     )
     if json_output:
         _emit(asdict(report))

@@ -40,15 +40,12 @@ from marc_batch.store.manifest import DataFile, Manifest
 from marc_batch.store.reader import read_data_file
 from marc_batch.store.store import Store
 
-COLUMNS = (
-    "entity",
-    "id",
-    "embedding",
-    "model_version",
-    "snapshot_version",
-    "valid_from",
-    "valid_to",
+# The export's columns, in order: each interval with its row's vector and model.
+EXPORT_COLUMNS = (
+    "h.entity, h.id, r.embedding, r.model_version, h.snapshot_version, h.valid_from, h.valid_to"
 )
+
+MEMORY_LIMIT = "512MB"  # DuckDB's working memory; past it, it spills to disk
 
 SCHEMA_SQL = """
 CREATE TABLE versions (version BIGINT, pos BIGINT, valid_from TIMESTAMPTZ);
@@ -110,10 +107,8 @@ WITH ordered AS (
            arg_min(row_id, pos) AS row_id, arg_min(version, pos) AS snapshot_version
     FROM numbered GROUP BY entity, id, interval_no
 )
-SELECT i.entity, i.id, r.embedding, r.model_version, i.snapshot_version,
-       f.valid_from, t.valid_from AS valid_to
+SELECT i.entity, i.id, i.row_id, i.snapshot_version, f.valid_from, t.valid_from AS valid_to
 FROM intervals i
-JOIN rows r USING (row_id)
 JOIN versions f ON f.pos = i.first_pos
 LEFT JOIN versions t ON t.pos = i.last_pos + 1
 """
@@ -185,6 +180,7 @@ def export_history(
     channel: str | None = None,
     overwrite: bool = False,
     verify: bool = False,
+    memory_limit: str = MEMORY_LIMIT,
 ) -> HistoryExport:
     """Write the history of ``entities`` to ``out``: one Parquet file, or a directory of them.
 
@@ -201,6 +197,10 @@ def export_history(
         con = duckdb.connect(str(Path(scratch) / "history.duckdb"))
         try:
             con.execute(f"SET temp_directory = '{_quoted(str(Path(scratch) / 'spill'))}'")
+            try:
+                con.execute("SET memory_limit = ?", [memory_limit])
+            except duckdb.Error as exc:
+                raise StoreError(f"memory limit {memory_limit!r}: {exc}") from None
             con.execute(SCHEMA_SQL)
             _load(con, store, timed, entities, verify)
             con.execute(LIVE_SQL)
@@ -261,6 +261,7 @@ def _load(
             )
             # DuckDB has no half-precision type: vectors are widened to float32.
             widened = table["embedding"].cast(pa.list_(pa.float32(), manifest.k))
+            widened = widened.cast(pa.list_(pa.float32()))
             piece = pa.table(
                 {
                     "row_id": np.arange(next_row, next_row + table.num_rows, dtype=np.int64),
@@ -272,8 +273,7 @@ def _load(
             next_row += table.num_rows
             con.register("piece", piece)
             con.execute(
-                "INSERT INTO rows SELECT ?, row_id, id, model_version, embedding::FLOAT[] "
-                "FROM piece",
+                "INSERT INTO rows SELECT ?, row_id, id, model_version, embedding FROM piece",
                 [file_id],
             )
         con.unregister("piece")
@@ -286,8 +286,8 @@ def _write(con: duckdb.DuckDBPyConnection, path: Path, entities: list[str]) -> i
     names = ", ".join(f"'{_quoted(e)}'" for e in entities)
     try:
         con.execute(
-            f"COPY (SELECT {', '.join(COLUMNS)} FROM history WHERE entity IN ({names}) "
-            "ORDER BY entity, id, valid_from) "
+            f"COPY (SELECT {EXPORT_COLUMNS} FROM history h JOIN rows r USING (row_id) "
+            f"WHERE h.entity IN ({names}) ORDER BY h.entity, h.id, h.valid_from) "
             f"TO '{_quoted(str(staging))}' (FORMAT parquet, COMPRESSION zstd)"
         )
         os.replace(staging, path)

@@ -228,6 +228,7 @@ def test_cli_exports_and_reports_bad_input_on_one_line(
     for extra, message in (
         ([], "exists; pass --overwrite"),
         (["--overwrite", "--until", "12"], "no version 12"),
+        (["--overwrite", "--memory-limit", "lots"], "memory limit 'lots'"),
     ):
         monkeypatch.setattr(sys, "argv", ["marc-batch", *args, *extra])
         with pytest.raises(SystemExit) as exited:
