@@ -27,6 +27,7 @@ def summarise(report: BackfillReport) -> None:
         },
         report.encode,
         report.indexes,
+        report.statistics,
     )
 
 

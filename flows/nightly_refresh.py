@@ -36,6 +36,7 @@ def summarise(report: RefreshReport) -> None:
         },
         report.encode,
         report.indexes,
+        report.statistics,
     )
 
 

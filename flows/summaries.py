@@ -3,6 +3,7 @@
 from prefect.artifacts import create_markdown_artifact
 
 from marc_batch.index import IndexReport
+from marc_batch.store.statistics import summary_lines
 
 
 def _encode_rows(encode: dict[str, dict[str, float]]) -> list[str]:
@@ -37,12 +38,20 @@ def publish_summary(
     facts: dict[str, object],
     encode: dict[str, dict[str, float]],
     indexes: dict[str, IndexReport],
+    statistics: dict | None = None,
 ) -> None:
-    """One markdown artifact per run, under a stable key so the UI shows its history."""
+    """One markdown artifact per run, under a stable key so the UI shows its history.
+
+    ``statistics`` are the ones recorded with the snapshot: norms, the cosine
+    of unchanged texts and neighbour overlap against the parent, the
+    alignment map's fit across a model change.
+    """
     lines = [f"## {title}", ""]
     lines += [f"- **{name}**: {value}" for name, value in facts.items()]
     if encode:
         lines += ["", *_encode_rows(encode)]
     if indexes:
         lines += ["", *_index_rows(indexes)]
+    if statistics:
+        lines += ["", "Statistics:", "", "```", *summary_lines(statistics), "```"]
     create_markdown_artifact(key=key, markdown="\n".join(lines), description=title)

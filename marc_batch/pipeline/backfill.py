@@ -47,6 +47,7 @@ from marc_batch.pipeline.steps import (
     quarantine_counts,
 )
 from marc_batch.store import IndexFile, Manifest, Store, Transaction
+from marc_batch.store.attachments import read_statistics
 from marc_batch.store.channels import read_channel
 from marc_batch.store.incremental import ChangePlan, plan_change
 
@@ -75,6 +76,7 @@ class BackfillReport(BaseModel):
     quarantined: int
     encode: dict[Entity, dict[str, float]]
     indexes: dict[Entity, IndexReport]
+    statistics: dict | None = None  # recorded with the snapshot: marc_batch.store.statistics
     behaviours: BehaviourCounts | None = None
 
 
@@ -202,6 +204,7 @@ def backfill(
             "version": manifest.version,
             "snapshot_id": manifest.snapshot_id,
             "rows": manifest.rows,
+            "statistics": read_statistics(store, manifest),
             "encode": {entity: stats.summary() for entity, stats in totals.items()},
             "indexes": {entity: staged.report for entity, staged in indexes.items()},
             "behaviours": behaviours,

@@ -38,6 +38,7 @@ from marc_batch.pipeline.shards import (
     shard_vectors,
     stage_catalogue,
 )
+from marc_batch.store.attachments import read_statistics
 
 
 class RefreshReport(BaseModel):
@@ -52,6 +53,7 @@ class RefreshReport(BaseModel):
     quarantined: int
     encode: dict[Entity, dict[str, float]]
     indexes: dict[Entity, IndexReport]
+    statistics: dict | None = None  # recorded with the snapshot: marc_batch.store.statistics
     behaviours: BehaviourCounts | None = None
 
 
@@ -106,6 +108,7 @@ def refresh(
         run_id=ingested.run_id,
         version=manifest.version,
         snapshot_id=manifest.snapshot_id,
+        statistics=read_statistics(txn.store, manifest),
         channel=channel,
         model_version=version,
         rows=rows,

@@ -73,7 +73,10 @@ def test_refresh_backfill_publish_and_rollback_as_flows(tmp_path: Path, registry
     assert state.is_completed()
     report = state.result()
     assert report.committed and report.changes["item"].added == 1
-    assert "+1 ~1 -1" in artifact("backfill")
+    summary = artifact("backfill")
+    assert "+1 ~1 -1" in summary and "Statistics:" in summary
+    # The rows a backfill keeps from its parent are its parent's, to the last bit.
+    assert "item: cosine of 58 unchanged texts min 1.000000, mean 1.000000, 0 below" in summary
 
     store = Store(config.store)
     assert publish_flow(PublishParameters(config=path, snapshot="1", channel="prod")) == 1
