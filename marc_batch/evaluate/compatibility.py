@@ -23,13 +23,18 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from marc_batch.config import Config, LiftConfig
-from marc_batch.data.ingest import Catalogue
+from marc_batch.data.ingest import Catalogue, ingest
 from marc_batch.evaluate.ctr import standardise
 from marc_batch.evaluate.features import side_features
 from marc_batch.evaluate.fit import Score, fit, scored
 from marc_batch.evaluate.lift import Fields, gate_pairs, score_lift, seeded_model
 from marc_batch.evaluate.protocol import Embeddings, MethodScore
+from marc_batch.store import Store
 from marc_batch.store.alignment import AlignmentMap
+from marc_batch.store.attachments import load_alignment
+from marc_batch.store.commit import Assessor
+from marc_batch.store.manifest import CompatibilityRecord, Manifest
+from marc_batch.store.snapshot import Snapshot
 from marc_batch.train.pairs import Pairs, build_pairs
 
 INPUTS = ("previous", "mapped", "unmapped")
@@ -41,29 +46,45 @@ class Compatibility(BaseModel):
     protocol: str = Field(description="Which downstream training data the CTR model learnt from.")
     seeds: list[int]
     baseline: MethodScore
-    scores: dict[str, MethodScore] = Field(description="previous, mapped and unmapped inputs.")
+    scores: dict[str, MethodScore] = Field(
+        description="previous, mapped and (when the width did not change) unmapped inputs."
+    )
     min_kept_lift: float
-    compatible: bool = Field(description="mapped keeps at least min_kept_lift on validation.")
 
-    def kept_lift(self, name: str, split: str = "valid") -> float:
-        """Fraction of the model's mean lift over the id baseline that input ``name`` keeps."""
-        key = f"{split}_auc"
-        base = float(np.mean(getattr(self.baseline, key)))
-        own = float(np.mean(getattr(self.scores["previous"], key))) - base
-        kept = float(np.mean(getattr(self.scores[name], key))) - base
-        return kept / own if own > 0 else float("nan")
+    def auc(self, name: str, split: str = "valid") -> float:
+        """Mean AUC over seeds of an input (or of ``id-baseline``)."""
+        score = self.baseline if name == "id-baseline" else self.scores[name]
+        return float(np.mean(getattr(score, f"{split}_auc")))
 
-    def summary(self) -> dict[str, float | bool | str]:
+    def kept_lift(self, name: str, split: str = "valid") -> float | None:
+        """Fraction of the model's lift over the id baseline that input ``name`` keeps.
+
+        None when the model has no lift to keep (z did not help it) or the
+        input was not scored.
+        """
+        if name not in self.scores:
+            return None
+        own = self.auc("previous", split) - self.auc("id-baseline", split)
+        kept = self.auc(name, split) - self.auc("id-baseline", split)
+        return kept / own if own > 0 else None
+
+    @property
+    def compatible(self) -> bool:
+        """On validation, the mapped vectors lose at most ``1 - min_kept_lift`` of the lift.
+
+        With no lift to lose, they may lose nothing: AUC at least the previous one.
+        """
+        own = max(self.auc("previous") - self.auc("id-baseline"), 0.0)
+        allowed = (1.0 - self.min_kept_lift) * own
+        return self.auc("mapped") >= self.auc("previous") - allowed - 1e-9
+
+    def summary(self) -> dict[str, float | bool | str | None]:
         """The figures a manifest, a flow artifact and a CLI line show."""
-        figures: dict[str, float | bool | str] = {"protocol": self.protocol}
+        figures: dict[str, float | bool | str | None] = {"protocol": self.protocol}
         for split in ("valid", "test"):
-            figures[f"{split}_auc_id_baseline"] = float(
-                np.mean(getattr(self.baseline, f"{split}_auc"))
-            )
-            for name in INPUTS:
-                figures[f"{split}_auc_{name}"] = float(
-                    np.mean(getattr(self.scores[name], f"{split}_auc"))
-                )
+            for name in ("id-baseline", *INPUTS):
+                scored_at_all = name == "id-baseline" or name in self.scores
+                figures[f"{split}_auc_{name}"] = self.auc(name, split) if scored_at_all else None
             for name in ("mapped", "unmapped"):
                 figures[f"{split}_kept_lift_{name}"] = self.kept_lift(name, split)
         figures["min_kept_lift"] = self.min_kept_lift
@@ -83,26 +104,23 @@ def score_compatibility(
     """Train the CTR model on ``inputs['previous']`` per seed; score it on every input."""
     previous = inputs["previous"]
     baseline = score_lift(fields, None, pairs, config, seeds)
-    per_input: dict[str, list[Score]] = {name: [] for name in INPUTS}
+    per_input: dict[str, list[Score]] = {name: [] for name in INPUTS if name in inputs}
     for seed in seeds:
         model, schedule = seeded_model(fields, previous, config, seed)
         fit(model, pairs, schedule, seed)
-        for name in INPUTS:
+        for name in per_input:
             model.dense = {
                 entity: standardise(z, like=previous[entity]) for entity, z in inputs[name].items()
             }
             per_input[name].append(scored(model, pairs))
     scores = {name: MethodScore.of(runs) for name, runs in per_input.items()}
-    verdict = Compatibility(
+    return Compatibility(
         protocol=protocol,
         seeds=seeds,
         baseline=baseline,
         scores=scores,
         min_kept_lift=min_kept_lift,
-        compatible=False,
     )
-    kept = verdict.kept_lift("mapped")
-    return verdict.model_copy(update={"compatible": bool(kept >= min_kept_lift)})
 
 
 def measure(
@@ -122,8 +140,9 @@ def measure(
     inputs = {
         "previous": previous,
         "mapped": {entity: alignment.apply(z) for entity, z in new.items()},
-        "unmapped": new,
     }
+    if all(z.shape[1] == previous[entity].shape[1] for entity, z in new.items()):
+        inputs["unmapped"] = new  # a new width cannot even be fed to the old model
     settings = config.evaluate
     return score_compatibility(
         side_features(catalogue, settings.lift),
@@ -134,3 +153,47 @@ def measure(
         settings.compatibility.min_kept_lift,
         protocol,
     )
+
+
+def _vectors(snapshot: Snapshot, catalogue: Catalogue) -> Embeddings:
+    """Each entity's vectors in the catalogue's text-row order.
+
+    An id the snapshot lacks (new since it was written) gets the mean
+    vector, which the CTR model's standardisation turns into "no signal".
+    """
+    texts = {"user": catalogue.user_texts, "item": catalogue.item_texts}
+    out: Embeddings = {}
+    for entity, table in texts.items():
+        found, vectors = snapshot.lookup(entity, table["id"].to_pylist())
+        vectors = vectors.astype(np.float32)
+        vectors[~found] = vectors[found].mean(axis=0) if found.any() else 0.0
+        out[entity] = vectors
+    return out
+
+
+def assessor(config: Config, store: Store) -> Assessor:
+    """What a refresh commits with: on a model change, the check on the configured catalogue.
+
+    The catalogue is read again, whole, in memory: the CTR model learns
+    from every interaction, as the lift evaluation's does. Without an
+    alignment map (no id in common) there is nothing to measure.
+    """
+
+    def assess(candidate: Manifest, parent: Manifest) -> CompatibilityRecord | None:
+        if candidate.alignment is None:
+            return None
+        catalogue, _ = ingest(config)
+        result = measure(
+            catalogue,
+            config,
+            _vectors(Snapshot(store, parent), catalogue),
+            _vectors(Snapshot(store, candidate), catalogue),
+            load_alignment(store, candidate),
+        )
+        return CompatibilityRecord(
+            previous_version=parent.version,
+            previous_model=parent.model.version,
+            figures=result.summary(),
+        )
+
+    return assess

@@ -16,6 +16,7 @@ queries near the change and across the catalogue, the live vectors read one
 file at a time. Indexes of untouched entities are carried over as they are.
 """
 
+from collections.abc import Collection
 from pathlib import Path
 
 import pyarrow as pa
@@ -80,7 +81,7 @@ class BackfillReport(BaseModel):
     behaviours: BehaviourCounts | None = None
 
 
-def _parent(store: Store, channel: str) -> Manifest:
+def _parent(store: Store, channel: str, protected: Collection[str]) -> Manifest:
     """The newest version, which the channel must be showing (or the channel is new).
 
     A backfill diffs against one snapshot, and readers of the channel must get
@@ -91,7 +92,7 @@ def _parent(store: Store, channel: str) -> Manifest:
     refused: building on it would publish it behind the back of whoever
     withdrew it.
     """
-    finish_publish(store, channel)
+    finish_publish(store, channel, protected)
     parent = store.head()
     if parent is None:
         raise StoreError("nothing to backfill: the store has no snapshot yet; run a refresh first")
@@ -133,7 +134,8 @@ def backfill(
     """
     channel = channel or config.flows.channel
     store = Store(config.store)
-    parent = _parent(store, channel)
+    protected = config.evaluate.compatibility.protected_channels
+    parent = _parent(store, channel, protected)
     run_id = run_id or new_run_id()
     texts, tables = _catalogue(config, items, run_id)
     txn = model_transaction(config, parent.model.version, run_id, mode="incremental")
@@ -197,7 +199,7 @@ def backfill(
             channel=channel,
             describe=True,
         )
-    publish_run(store, manifest, channel, checkpoints, jobs)
+    publish_run(store, manifest, channel, checkpoints, jobs, protected)
     return report.model_copy(
         update={
             "committed": True,

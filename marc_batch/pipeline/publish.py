@@ -51,11 +51,11 @@ def check_compatible(
             f"channel serves{override}"
         )
     if record.figures.get("compatible") is not True:
-        kept = float(record.figures.get("valid_kept_lift_mapped", float("nan")))
-        needed = float(record.figures.get("min_kept_lift", float("nan")))
+        kept = record.figures.get("valid_kept_lift_mapped")
+        share = f"{kept:.1%} of its validation lift" if isinstance(kept, float) else "no lift"
         raise IncompatibleModel(
-            f"{where}: the CTR model trained on model {served}'s vectors keeps {kept:.1%} of its "
-            f"validation lift on the mapped vectors, below {needed:.0%}{override}"
+            f"{where}: the CTR model trained on model {served}'s vectors keeps {share} on the "
+            f"mapped vectors, below evaluate.compatibility.min_kept_lift{override}"
         )
 
 
@@ -96,14 +96,15 @@ def withheld(pointer: ChannelPointer, head: Manifest) -> str | None:
     return None
 
 
-def finish_publish(store: Store, channel: str) -> Manifest | None:
+def finish_publish(store: Store, channel: str, protected: Collection[str] = ()) -> Manifest | None:
     """Publish the store's head if a run committed it for ``channel`` but died before moving it.
 
     A run commits, then verifies and moves its channel; killed in between, it
     leaves the channel behind the store. The head is published here (verified
     byte for byte first) and returned, unless :func:`withheld` says it was
     withdrawn or is not this channel's. None too when the channel does not
-    exist yet or is up to date.
+    exist yet or is up to date. A protected channel also passes
+    :func:`check_compatible`, as it would have for the run that died.
     """
     head = store.head()
     found = channels.read_channel(store.backend, channel)
@@ -111,7 +112,7 @@ def finish_publish(store: Store, channel: str) -> Manifest | None:
         return None
     if withheld(found[0], head) is not None:
         return None
-    return head if promote_new(store, head, channel) else None
+    return head if promote_new(store, head, channel, protected) else None
 
 
 def publish(

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from marc_batch.config import Config
 from marc_batch.data.sharded import ingest_by_shard
 from marc_batch.entities import Entity
+from marc_batch.evaluate.compatibility import assessor
 from marc_batch.index import IndexReport
 from marc_batch.pipeline import steps
 from marc_batch.pipeline.behaviours import BehaviourCounts, stage_run_behaviours
@@ -102,8 +103,10 @@ def refresh(
             conservation=conservation,
             channel=channel,
             describe=True,
+            assess=assessor(config, txn.store),
         )
-    steps.publish_run(txn.store, manifest, channel, checkpoints, jobs)
+    protected = config.evaluate.compatibility.protected_channels
+    steps.publish_run(txn.store, manifest, channel, checkpoints, jobs, protected)
     return RefreshReport(
         run_id=ingested.run_id,
         version=manifest.version,

@@ -13,14 +13,14 @@
    run's checkpoints: a run killed before the end re-encodes nothing.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from marc_batch.config import Config
 from marc_batch.data.ingest import TableReport
 from marc_batch.entities import Entity
-from marc_batch.errors import ConservationError
+from marc_batch.errors import ConservationError, IncompatibleModel
 from marc_batch.model.artifact import MANIFEST, check_user_encoder, file_sha256
 from marc_batch.model.registry import Registry
 from marc_batch.pipeline.checkpoints import Checkpoints
@@ -94,7 +94,18 @@ def publish_run(
     channel: str,
     checkpoints: Checkpoints,
     jobs: Mapping[Entity, list[ShardJob]],
+    protected: Collection[str] = (),
 ) -> None:
-    """Verify the committed version, move ``channel`` to it, then forget the run's shards."""
-    promote_new(store, manifest, channel)
-    checkpoints.clear([job.key for entity_jobs in jobs.values() for job in entity_jobs])
+    """Verify the committed version, move ``channel`` to it, then forget the run's shards.
+
+    A protected channel that refuses the version (another model, not shown
+    compatible) stays where it was; the run's work is committed all the
+    same, so its shards are forgotten before the refusal is raised.
+    """
+    keys = [job.key for entity_jobs in jobs.values() for job in entity_jobs]
+    try:
+        promote_new(store, manifest, channel, protected)
+    except IncompatibleModel:
+        checkpoints.clear(keys)
+        raise
+    checkpoints.clear(keys)

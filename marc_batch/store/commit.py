@@ -50,6 +50,9 @@ from marc_batch.tracing import traced
 
 Mode = Literal["overwrite", "incremental", "compaction"]
 MAX_REBASES = 1000
+# Given a described manifest and its parent of another model version, what the manifest records
+# of the ranking team's CTR model on its vectors (marc_batch.evaluate.compatibility).
+Assessor = Callable[[Manifest, Manifest], CompatibilityRecord | None]
 
 
 class Transaction:
@@ -230,8 +233,8 @@ class Transaction:
         quarantine: Mapping[str, int] | None = None,
         conservation: Mapping[Entity, Conservation] | None = None,
         channel: str | None = None,
-        compatibility: CompatibilityRecord | None = None,
         describe: bool = False,
+        assess: Assessor | None = None,
     ) -> Manifest:
         """Commit the snapshot with what its manifest records; returns the manifest.
 
@@ -239,11 +242,12 @@ class Transaction:
         ``quality`` its metrics, ``quarantine`` the refused rows per
         ``table.REASON`` and ``conservation`` each entity's rows in = embedded +
         quarantined, which a full snapshot's row counts must agree with;
-        ``channel`` the channel the caller will publish it to; ``compatibility``
-        how the previous model's CTR model scores it, when the model changed.
+        ``channel`` the channel the caller will publish it to.
         ``describe`` records the snapshot's statistics against its parent and, if
         the model changed, the alignment map into the parent's space
         (:mod:`marc_batch.store.attachments`), recomputed if the commit rebases.
+        ``assess``, called with the described manifest and its parent when the
+        model changed, returns the compatibility record the manifest keeps.
         No channel moves: publishing is a separate, verified step.
         """
         record = {
@@ -252,7 +256,6 @@ class Transaction:
             "quarantine": dict(quarantine or {}),
             "conservation": dict(conservation or {}),
             "channel": channel,
-            "compatibility": compatibility,
         }
         try:
             change = self._finish_files()
@@ -266,6 +269,10 @@ class Transaction:
             manifest = self._manifest(expected, change, counts, record)
             if describe:
                 manifest = describe_snapshot(self.store, manifest, expected)
+            changed = expected is not None and expected.model.version != manifest.model.version
+            if assess is not None and changed:
+                assert expected is not None
+                manifest = manifest.model_copy(update={"compatibility": assess(manifest, expected)})
             try:
                 self.store.backend.put_if_absent(
                     manifest_path(manifest.version), manifest.to_json()

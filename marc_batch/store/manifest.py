@@ -163,7 +163,9 @@ class CompatibilityRecord(BaseModel):
 
     previous_version: int = Field(ge=1, description="The snapshot whose vectors it was trained on.")
     previous_model: str = Field(min_length=1, description="That snapshot's model version.")
-    figures: dict[str, float | bool | str]
+    figures: dict[str, float | bool | str | None] = Field(
+        description="AUCs and kept lift per input; None where undefined (no lift to keep)."
+    )
 
 
 class Manifest(BaseModel):

@@ -21,10 +21,11 @@ def store(tmp_path: Path) -> Store:
     return Store(StoreConfig(root=str(tmp_path / "store"), row_group_bytes=2**16))
 
 
-def snapshot(store: Store, model: str, **record) -> Manifest:
+def snapshot(store: Store, model: str, record: CompatibilityRecord | None = None) -> Manifest:
+    """A snapshot of ``model``; across a model change the commit keeps ``record``."""
     txn = Transaction(store, model_version=model, k=K, run_id=f"run-{model}")
     txn.write("item", ["a", "b"], np.eye(2, K), ["ha", "hb"])
-    return txn.commit(**record)
+    return txn.commit(assess=lambda manifest, parent: record)
 
 
 def measured(previous: Manifest, kept: float) -> CompatibilityRecord:
@@ -37,24 +38,29 @@ def measured(previous: Manifest, kept: float) -> CompatibilityRecord:
 def test_prod_refuses_a_model_change_unless_measured_compatible(store: Store) -> None:
     first = snapshot(store, "m1")
     publish(store, first.version, "prod", protected=PROTECTED)  # a channel's first snapshot
-    same_model = snapshot(store, "m1")
+    same_model = snapshot(store, "m1", measured(first, 1.0))
+    assert same_model.compatibility is None  # recorded across a model change only
     assert publish(store, same_model.version, "prod", protected=PROTECTED) == same_model
 
     unmeasured = snapshot(store, "m2")
     with pytest.raises(IncompatibleModel, match="no compatibility was measured against model m1"):
         publish(store, unmeasured.version, "prod", protected=PROTECTED)
-    failing = snapshot(store, "m2", compatibility=measured(same_model, 0.62))
-    with pytest.raises(IncompatibleModel, match=r"keeps 62\.0% of its validation lift.*below 95%"):
+    snapshot(store, "m1")  # so that the next m2 snapshot is again a model change
+    failing = snapshot(store, "m2", measured(same_model, 0.62))
+    with pytest.raises(
+        IncompatibleModel, match=r"keeps 62\.0% of its validation lift on the mapped vectors, below"
+    ):
         publish(store, failing.version, "prod", protected=PROTECTED)
     # An unprotected channel, or an explicit override (no protected channels), moves.
     publish(store, failing.version, "latest", protected=PROTECTED)
     publish(store, failing.version, "canary", protected=[])
     assert store.resolve("prod") == same_model
 
-    passing = snapshot(store, "m2", compatibility=measured(same_model, 0.97))
+    snapshot(store, "m1")
+    passing = snapshot(store, "m2", measured(same_model, 0.97))
     assert publish(store, passing.version, "prod", protected=PROTECTED) == passing
     # A record measured against a model prod no longer serves does not count.
-    stale = snapshot(store, "m3", compatibility=measured(same_model, 0.99))
+    stale = snapshot(store, "m3", measured(same_model, 0.99))
     with pytest.raises(IncompatibleModel, match="against model m2"):
         publish(store, stale.version, "prod", protected=PROTECTED)
     # Going back is not gated: prod served m1 before.
