@@ -13,8 +13,6 @@ checked against the intervals those changes must produce.
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from benchmarks.common import ROOT, command, machine, peak_rss_mib, save
+from benchmarks.common import child, command, machine, peak_rss_mib, save
 from marc_batch.config import StoreConfig
 from marc_batch.store import Store, Transaction
 from marc_batch.store.history import export_history
@@ -104,10 +102,11 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         root = str(Path(scratch) / "store")
         for phase in ("build", "export"):
-            run = [sys.executable, "-m", "benchmarks.history_1m", "--phase", phase, "--root", root]
-            run += ["--rows", str(args.rows), "--k", str(args.k), "--versions", str(args.versions)]
-            done = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, check=True)
-            figures[phase] = json.loads(done.stdout.strip().splitlines()[-1])
+            figures[phase] = child(
+                "benchmarks.history_1m",
+                *("--phase", phase, "--root", root, "--rows", args.rows),
+                *("--k", args.k, "--versions", args.versions),
+            )
         figures["export"]["rows_per_second"] = int(
             figures["export"]["intervals"] / figures["export"]["seconds"]
         )

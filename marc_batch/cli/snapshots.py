@@ -294,6 +294,9 @@ def export_history_command(
     memory_limit: Annotated[
         str, typer.Option(help="DuckDB's working memory (e.g. 512MB, 4GB); it spills past it.")
     ] = MEMORY_LIMIT,
+    verify: Annotated[
+        bool, typer.Option(help="Also check every data file's size and sha256.")
+    ] = False,
     config: ConfigOption = None,
     root: RootOption = None,
     json_output: JsonOption = False,
@@ -309,6 +312,7 @@ def export_history_command(
         channel=channel,
         overwrite=overwrite,
         memory_limit=memory_limit,
+        verify=verify,
     )
     if json_output:
         _emit(asdict(report))

@@ -188,7 +188,10 @@ def export_history(
     one file; any other path is a directory with one ``<entity>.parquet`` per
     entity, since a feature store declares one source per entity. Each file
     is written under a temporary name and renamed into place, so a failed
-    export never leaves a partial file.
+    export never leaves a partial file. DuckDB keeps to ``memory_limit`` (a
+    DuckDB size such as ``512MB``) and spills the rest to a temporary
+    directory, so memory does not grow with the catalogue. ``verify`` also
+    checks each data file's size and sha256 against its manifest.
     """
     entities = list(entities)
     targets = _targets(out, entities, overwrite)

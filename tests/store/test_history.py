@@ -219,13 +219,16 @@ def test_cli_exports_and_reports_bad_input_on_one_line(
     store = history_store(tmp_path / "store")
     out = tmp_path / "features"
     args = ["snapshots", "export-history", "--root", str(tmp_path / "store"), "--out", str(out)]
-    result = CliRunner().invoke(app, [*args, "--entity", "user", "--json"])
+    result = CliRunner().invoke(app, [*args, "--entity", "user", "--verify", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {
         "files": {str(out / "user.parquet"): 4},  # two users, each under m1 then m2
         "versions": store.versions(),
     }
+    damaged = tmp_path / "store" / store.manifest(1).files[0].path
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"x")
     for extra, message in (
+        (["--overwrite", "--verify"], "size or sha256 differs from the manifest"),
         ([], "exists; pass --overwrite"),
         (["--overwrite", "--until", "12"], "no version 12"),
         (["--overwrite", "--memory-limit", "lots"], "memory limit 'lots'"),
