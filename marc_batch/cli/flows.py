@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -25,6 +25,9 @@ from marc_batch.cli.options import ConfigOption, JsonOption
 from marc_batch.errors import MarcBatchError
 from marc_batch.index import IndexReport
 from marc_batch.parameters import BackfillParameters, RefreshParameters
+
+if TYPE_CHECKING:  # the pipeline (torch) is imported only when a flow runs
+    from marc_batch.pipeline.behaviours import BehaviourCounts
 
 T = TypeVar("T")
 FLOWS = "marc_batch.flows"  # the entry-point group pyproject.toml declares the flows in
@@ -131,6 +134,15 @@ def _print_encode(console: Console, encode: dict[str, dict[str, float]]) -> None
         )
 
 
+def _print_behaviours(console: Console, counts: "BehaviourCounts | None") -> None:
+    """A BAHE model's run: how many distinct behaviours the store already held."""
+    if counts is not None:
+        console.print(
+            f"behaviours: {counts.distinct} distinct, {counts.reused} from the store, "
+            f"{counts.encoded} encoded"
+        )
+
+
 def refresh_command(
     config: ConfigOption = None,
     model: ModelOption = "current",
@@ -151,6 +163,7 @@ def refresh_command(
         markup=False,
     )
     _print_encode(console, report.encode)
+    _print_behaviours(console, report.behaviours)
     _print_indexes(console, report.indexes)
 
 
@@ -201,4 +214,5 @@ def backfill_command(
         markup=False,
     )
     _print_encode(console, report.encode)
+    _print_behaviours(console, report.behaviours)
     _print_indexes(console, report.indexes)
