@@ -37,6 +37,7 @@ def summarise(report: RefreshReport) -> None:
         report.encode,
         report.indexes,
         report.statistics,
+        report.compatibility,
     )
 
 

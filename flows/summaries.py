@@ -3,6 +3,7 @@
 from prefect.artifacts import create_markdown_artifact
 
 from marc_batch.index import IndexReport
+from marc_batch.store.manifest import CompatibilityRecord
 from marc_batch.store.statistics import summary_lines
 
 
@@ -32,6 +33,31 @@ def _index_rows(indexes: dict[str, IndexReport]) -> list[str]:
     return lines
 
 
+def compatibility_rows(record: CompatibilityRecord) -> list[str]:
+    figures = record.figures
+
+    def cell(value: object, form: str) -> str:
+        return format(value, form) if isinstance(value, float) else "-"
+
+    lines = [
+        f"Compatibility with version {record.previous_version} (model "
+        f"`{record.previous_model}`): the CTR model trained on its vectors, "
+        f"{'compatible' if figures.get('compatible') else 'NOT compatible'} "
+        f"(needs {cell(figures.get('min_kept_lift'), '.0%')} of the lift on validation).",
+        "",
+        "| input | valid AUC | test AUC | lift kept (valid) | lift kept (test) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in ("id-baseline", "previous", "mapped", "unmapped"):
+        lines.append(
+            f"| {name} | {cell(figures.get(f'valid_auc_{name}'), '.4f')} | "
+            f"{cell(figures.get(f'test_auc_{name}'), '.4f')} | "
+            f"{cell(figures.get(f'valid_kept_lift_{name}'), '.1%')} | "
+            f"{cell(figures.get(f'test_kept_lift_{name}'), '.1%')} |"
+        )
+    return lines
+
+
 def publish_summary(
     key: str,
     title: str,
@@ -39,12 +65,14 @@ def publish_summary(
     encode: dict[str, dict[str, float]],
     indexes: dict[str, IndexReport],
     statistics: dict | None = None,
+    compatibility: CompatibilityRecord | None = None,
 ) -> None:
     """One markdown artifact per run, under a stable key so the UI shows its history.
 
     ``statistics`` are the ones recorded with the snapshot: norms, the cosine
     of unchanged texts and neighbour overlap against the parent, the
-    alignment map's fit across a model change.
+    alignment map's fit across a model change; ``compatibility`` how the
+    previous model's CTR model scores the new vectors, across a model change.
     """
     lines = [f"## {title}", ""]
     lines += [f"- **{name}**: {value}" for name, value in facts.items()]
@@ -54,4 +82,6 @@ def publish_summary(
         lines += ["", *_index_rows(indexes)]
     if statistics:
         lines += ["", "Statistics:", "", "```", *summary_lines(statistics), "```"]
+    if compatibility:
+        lines += ["", *compatibility_rows(compatibility)]
     create_markdown_artifact(key=key, markdown="\n".join(lines), description=title)

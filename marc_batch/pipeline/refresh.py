@@ -40,6 +40,7 @@ from marc_batch.pipeline.shards import (
     stage_catalogue,
 )
 from marc_batch.store.attachments import read_statistics
+from marc_batch.store.manifest import CompatibilityRecord
 
 
 class RefreshReport(BaseModel):
@@ -55,6 +56,7 @@ class RefreshReport(BaseModel):
     encode: dict[Entity, dict[str, float]]
     indexes: dict[Entity, IndexReport]
     statistics: dict | None = None  # recorded with the snapshot: marc_batch.store.statistics
+    compatibility: CompatibilityRecord | None = None  # across a model change (docs/store.md)
     behaviours: BehaviourCounts | None = None
 
 
@@ -112,6 +114,7 @@ def refresh(
         version=manifest.version,
         snapshot_id=manifest.snapshot_id,
         statistics=read_statistics(txn.store, manifest),
+        compatibility=manifest.compatibility,
         channel=channel,
         model_version=version,
         rows=rows,

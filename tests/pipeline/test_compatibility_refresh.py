@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy.stats import ortho_group
 
+from flows.summaries import compatibility_rows
 from marc_batch.config import Config
 from marc_batch.errors import IncompatibleModel
 from marc_batch.model.registry import Registry
@@ -71,6 +72,13 @@ def test_a_model_change_is_measured_against_the_ranking_teams_model_and_gated(
     new = open_snapshot(store, second.version).aligned(first.model_version)
     ids = [str(i) for i in range(10)]
     np.testing.assert_allclose(new.lookup("item", ids)[1], old.lookup("item", ids)[1], atol=1e-4)
+
+    assert second.compatibility == record
+    table = compatibility_rows(record)
+    assert table[0].startswith(f"Compatibility with version {first.version}")
+    assert "compatible (needs 95% of the lift on validation)" in table[0]
+    mapped = next(line for line in table if line.startswith("| mapped |"))
+    assert f"| {figures['valid_auc_mapped']:.4f} |" in mapped
 
     assert publish(store, "latest", "prod", protected=["prod"]).version == second.version
 
