@@ -6,6 +6,7 @@ snapshots of that model hold and encodes only behaviours they lack.
 """
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,12 @@ from typer.testing import CliRunner
 from fixtures.encoders import random_bert
 from marc_batch.cli.app import app
 from marc_batch.config import Config, load_config
+from marc_batch.encode.stats import EncodeStats
 from marc_batch.errors import ConfigError, CorruptFile
 from marc_batch.model.registry import Registry
 from marc_batch.pipeline.backfill import backfill
 from marc_batch.pipeline.refresh import refresh
+from marc_batch.pipeline.shards import ShardJob, encode_job
 from marc_batch.store import Store, open_snapshot
 from marc_batch.store.validate import validate
 from tests.model.conftest import SIZES, word_tokenizer
@@ -187,3 +190,23 @@ def test_evaluate_scores_a_bahe_model_against_text_baselines(
     assert all(np.isfinite(m["test_auc"]).all() for m in report["methods"].values())
     # Layers below the adapted one are the frozen text probe's; the adapted one is BAHE's.
     assert [layer["adapted"] for layer in report["probe"]["marc"]] == [False, False, False, True]
+
+
+def test_user_shards_on_threads_beside_item_shards_give_the_serial_vectors(
+    trained: Config,
+) -> None:
+    """The BAHE path slices its own module tree, never the one item shards run on."""
+    refresh(trained)
+    serial = user_vectors(trained)
+    items = dict(zip(*open_snapshot(trained.store.root, "latest").matrix("item"), strict=True))
+
+    def threaded(config: Config, version: str, jobs: list[ShardJob]) -> list[EncodeStats]:
+        with ThreadPoolExecutor(4) as pool:
+            return list(pool.map(lambda job: encode_job(config, version, job), jobs))
+
+    refresh(trained, encode=threaded)
+    for user, vector in user_vectors(trained).items():
+        np.testing.assert_allclose(vector, serial[user], atol=1e-5)
+    ids, matrix = open_snapshot(trained.store.root, "latest").matrix("item")
+    for item, vector in zip(ids, matrix, strict=True):
+        np.testing.assert_allclose(vector, items[item], atol=1e-5)
