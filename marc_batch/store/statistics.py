@@ -22,6 +22,8 @@ queries at once. The same pass feeds an alignment :class:`Fitter` when the
 model changed.
 """
 
+from collections.abc import Iterator
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,6 +48,13 @@ def _matrix(table: pa.Table, k: int) -> np.ndarray:
     return embedding_matrix(table.combine_chunks(), k).astype(np.float64)
 
 
+def _slices(pieces: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """At most ``SLICE_ROWS`` rows at a time of each piece (and no empty ones)."""
+    for piece in pieces:
+        for start in range(0, piece.num_rows, SLICE_ROWS):
+            yield piece.slice(start, SLICE_ROWS)
+
+
 def _unit(matrix: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.where(norms > 0, norms, 1.0)
@@ -56,10 +65,8 @@ def entity_summary(store: Store, manifest: Manifest, entity: Entity) -> dict:
     k, n = manifest.k, 0
     total, squares = np.zeros(k), np.zeros(k)
     norm_sum, norm_squares, low, high = 0.0, 0.0, np.inf, -np.inf
-    for piece in live_pieces(store, manifest, entity, ["embedding"]):
-        if not piece.num_rows:
-            continue
-        matrix = _matrix(piece, k)
+    for part in _slices(live_pieces(store, manifest, entity, ["embedding"])):
+        matrix = _matrix(part, k)
         norms = np.linalg.norm(matrix, axis=1)
         n += len(norms)
         total += matrix.sum(axis=0)
@@ -106,19 +113,25 @@ class _Sample:
 
 
 def _pairs(store: Store, new: Manifest, old: Manifest, entity: Entity):
-    """(ids, new vectors, old vectors) of the ids both hold with the same text, shard by shard."""
+    """(ids, new vectors, old vectors) of the ids both hold with the same text, in slices.
+
+    One shard of each snapshot is read at a time; vectors are taken from it
+    ``SLICE_ROWS`` rows at a time, so memory is one shard's rows plus one slice.
+    """
     shards = {f.shard for m in (new, old) for f in m.data_files(entity)}
     for shard in sorted(shards):
         after = merged_table(store, new, entity, PAIRED, shard=shard)
         before = merged_table(store, old, entity, PAIRED, shard=shard)
         positions = pc.index_in(after["id"], value_set=before["id"])
-        shared = after.filter(positions.is_valid())
-        previous = before.take(positions.drop_null())
-        same = pc.equal(shared["text_hash"], previous["text_hash"])
-        shared, previous = shared.filter(same), previous.filter(same)
-        if shared.num_rows:
-            ids = shared["id"].combine_chunks()
-            yield ids, _matrix(shared, new.k), _matrix(previous, old.k)
+        mine = np.flatnonzero(positions.is_valid().to_numpy(zero_copy_only=False))
+        theirs = positions.drop_null().to_numpy()
+        same = pc.equal(after["text_hash"].take(mine), before["text_hash"].take(theirs))
+        kept = same.to_numpy(zero_copy_only=False)
+        mine, theirs = mine[kept], theirs[kept]
+        for start in range(0, len(mine), SLICE_ROWS):
+            ours = after.take(mine[start : start + SLICE_ROWS])
+            parent = before.take(theirs[start : start + SLICE_ROWS])
+            yield ours["id"].combine_chunks(), _matrix(ours, new.k), _matrix(parent, old.k)
 
 
 def _cosines(store: Store, new: Manifest, old: Manifest, fitter: Fitter | None, sample: _Sample):
@@ -154,20 +167,18 @@ def nearest(store: Store, manifest: Manifest, ids: np.ndarray, queries: np.ndarr
     queries = _unit(queries)
     best = np.full((len(ids), NEIGHBOURS), -np.inf)
     best_ids = np.full((len(ids), NEIGHBOURS), "", object)
-    for piece in live_pieces(store, manifest, Entity.ITEM, ["embedding"]):
-        for start in range(0, piece.num_rows, SLICE_ROWS):
-            part = piece.slice(start, SLICE_ROWS)
-            scores = queries @ _unit(_matrix(part, manifest.k)).T
-            itself = pc.index_in(wanted, value_set=part["id"])
-            rows = np.flatnonzero(itself.is_valid().to_numpy(zero_copy_only=False))
-            scores[rows, itself.drop_null().to_numpy()] = -np.inf
-            scores = np.hstack([best, scores])
-            labels = np.asarray(part["id"].to_pylist(), object)
-            top = np.argpartition(-scores, NEIGHBOURS - 1, axis=1)[:, :NEIGHBOURS]
-            from_best = np.take_along_axis(best_ids, np.minimum(top, NEIGHBOURS - 1), axis=1)
-            from_part = labels[np.maximum(top - NEIGHBOURS, 0)]
-            best_ids = np.where(top < NEIGHBOURS, from_best, from_part)
-            best = np.take_along_axis(scores, top, axis=1)
+    for part in _slices(live_pieces(store, manifest, Entity.ITEM, ["embedding"])):
+        scores = queries @ _unit(_matrix(part, manifest.k)).T
+        itself = pc.index_in(wanted, value_set=part["id"])
+        rows = np.flatnonzero(itself.is_valid().to_numpy(zero_copy_only=False))
+        scores[rows, itself.drop_null().to_numpy()] = -np.inf
+        scores = np.hstack([best, scores])
+        labels = np.asarray(part["id"].to_pylist(), object)
+        top = np.argpartition(-scores, NEIGHBOURS - 1, axis=1)[:, :NEIGHBOURS]
+        from_best = np.take_along_axis(best_ids, np.minimum(top, NEIGHBOURS - 1), axis=1)
+        from_part = labels[np.maximum(top - NEIGHBOURS, 0)]
+        best_ids = np.where(top < NEIGHBOURS, from_best, from_part)
+        best = np.take_along_axis(scores, top, axis=1)
     return best_ids
 
 
