@@ -2,6 +2,7 @@
 
 from prefect.artifacts import create_markdown_artifact
 
+from marc_batch.evaluate.compatibility import INPUTS
 from marc_batch.index import IndexReport
 from marc_batch.store.manifest import CompatibilityRecord
 from marc_batch.store.statistics import summary_lines
@@ -48,7 +49,7 @@ def compatibility_rows(record: CompatibilityRecord) -> list[str]:
         "| input | valid AUC | test AUC | lift kept (valid) | lift kept (test) |",
         "|---|---:|---:|---:|---:|",
     ]
-    for name in ("id-baseline", "previous", "mapped", "unmapped"):
+    for name in ("id-baseline", *INPUTS):
         lines.append(
             f"| {name} | {cell(figures.get(f'valid_auc_{name}'), '.4f')} | "
             f"{cell(figures.get(f'test_auc_{name}'), '.4f')} | "

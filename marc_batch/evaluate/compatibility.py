@@ -8,7 +8,9 @@ retraining, with three inputs in place of its z:
 
 - ``previous``: the vectors it was trained on (its own score);
 - ``mapped``: the new vectors mapped into the previous space by the
-  snapshot's alignment map;
+  snapshot's alignment map (the orthogonal one readers get by default);
+- ``mapped-ridge``: the same through the ridge map published beside it,
+  for information: it can rescale and shear, at the cost of geometry;
 - ``unmapped``: the new vectors as they are, which is what a team that
   does not know the model changed would feed it.
 
@@ -37,7 +39,8 @@ from marc_batch.store.manifest import CompatibilityRecord, Manifest
 from marc_batch.store.snapshot import Snapshot
 from marc_batch.train.pairs import Pairs, build_pairs
 
-INPUTS = ("previous", "mapped", "unmapped")
+INPUTS = ("previous", "mapped", "mapped-ridge", "unmapped")
+KEPT = INPUTS[1:]
 
 
 class Compatibility(BaseModel):
@@ -47,7 +50,8 @@ class Compatibility(BaseModel):
     seeds: list[int]
     baseline: MethodScore
     scores: dict[str, MethodScore] = Field(
-        description="previous, mapped and (when the width did not change) unmapped inputs."
+        description="previous, mapped (each published map) and (when the width did not "
+        "change) unmapped inputs."
     )
     min_kept_lift: float
 
@@ -85,7 +89,7 @@ class Compatibility(BaseModel):
             for name in ("id-baseline", *INPUTS):
                 scored_at_all = name == "id-baseline" or name in self.scores
                 figures[f"{split}_auc_{name}"] = self.auc(name, split) if scored_at_all else None
-            for name in ("mapped", "unmapped"):
+            for name in KEPT:
                 figures[f"{split}_kept_lift_{name}"] = self.kept_lift(name, split)
         figures["min_kept_lift"] = self.min_kept_lift
         figures["compatible"] = self.compatible
@@ -128,19 +132,19 @@ def measure(
     config: Config,
     previous: Embeddings,
     new: Embeddings,
-    alignment: AlignmentMap,
+    maps: dict[str, AlignmentMap],
 ) -> Compatibility:
     """The compatibility of ``new`` with ``previous`` on ``catalogue``'s interactions.
 
-    Rows of the embeddings follow the catalogue's text tables. The CTR model
+    Rows of the embeddings follow the catalogue's text tables; ``maps`` are
+    the published maps by input name (``mapped``, ``mapped-ridge``). The CTR model
     learns from the data promotion decisions read (leak-free when the recipe
     holds rows out of the encoder), with the lift evaluation's settings.
     """
     protocol, pairs = gate_pairs(build_pairs(catalogue), config.model.train.downstream_holdout)
-    inputs = {
-        "previous": previous,
-        "mapped": {entity: alignment.apply(z) for entity, z in new.items()},
-    }
+    inputs = {"previous": previous}
+    for name, alignment in maps.items():
+        inputs[name] = {entity: alignment.apply(z) for entity, z in new.items()}
     if all(z.shape[1] == previous[entity].shape[1] for entity, z in new.items()):
         inputs["unmapped"] = new  # a new width cannot even be fed to the old model
     settings = config.evaluate
@@ -183,12 +187,13 @@ def assessor(config: Config, store: Store) -> Assessor:
         if candidate.alignment is None:
             return None
         catalogue, _ = ingest(config)
+        ridge = load_alignment(store, candidate, "ridge")
         result = measure(
             catalogue,
             config,
             _vectors(Snapshot(store, parent), catalogue),
             _vectors(Snapshot(store, candidate), catalogue),
-            load_alignment(store, candidate),
+            {"mapped": load_alignment(store, candidate), "mapped-ridge": ridge},
         )
         return CompatibilityRecord(
             previous_version=parent.version,
