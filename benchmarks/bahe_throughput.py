@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
         update={"model": base.model.model_copy(update={"user_encoder": "bahe"})}
     )
     catalogue, _ = ingest(config)
-    table = catalogue.user_texts.slice(0, 32) if args.quick else catalogue.user_texts
+    table = catalogue.user_texts.slice(0, 8) if args.quick else catalogue.user_texts
     texts = table["text"].to_pylist()
     users = users_from_table(table)
     device = torch.device("cpu")

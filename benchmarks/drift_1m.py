@@ -1,7 +1,7 @@
 """Snapshot statistics and the alignment fit: time and peak memory over two snapshots of N ids.
 
 Usage:
-    python -m benchmarks.drift_1m --rows 1000000 --out benchmarks/results/drift_1m.json
+    python -m benchmarks.drift_1m --rows 1000000 --out benchmarks/results/drift_1000000.json
 
 A fresh process builds the store: a full snapshot of N items (8 shards)
 under model ``a``, then a full snapshot of the same ids and texts under

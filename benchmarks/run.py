@@ -71,17 +71,26 @@ def steps(mode: str, out: Path, work: Path) -> list[Step]:
             "benchmarks.encoder_throughput",
             ["--quick", "--repeats", "1", "--max-length", "64"] if quick else ["--repeats", "2"],
         ),
+        Step(
+            "bahe_throughput",
+            "benchmarks.bahe_throughput",
+            ["--quick", "--repeats", "1", "--max-length", "64"] if quick else ["--repeats", "2"],
+        ),
         Step("validate_1m", "benchmarks.validate_1m", ["--rows", rows, "--peer-rows", "10000"]),
         Step(
             "store_1m",
             "benchmarks.store_1m",
             ["--rows", rows, "--k", "64"] + (["--inline"] if quick else []),
         ),
+        Step("history_1m", "benchmarks.history_1m", ["--rows", str(big)]),
+        # Named for the size the committed result holds (quick mode: a tiny store, same name).
+        Step("drift_1000000", "benchmarks.drift_1m", ["--rows", str(big)]),
     ]
     if not quick:
-        listed.append(
-            Step("store_1m_float16", "benchmarks.store_1m", ["--rows", rows, "--dtype", "float16"])
-        )
+        listed += [
+            Step("store_1m_float16", "benchmarks.store_1m", ["--rows", rows, "--dtype", "float16"]),
+            Step("drift_250000", "benchmarks.drift_1m", ["--rows", "250000"]),
+        ]
     for step in listed:
         step.argv += ["--out", str(out / f"{step.name}.json")]
     return listed

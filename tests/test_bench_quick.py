@@ -17,8 +17,11 @@ WRITTEN = (
     "storage",
     "faiss_1m",
     "encoder_throughput",
+    "bahe_throughput",
     "validate_1m",
     "store_1m",
+    "history_1m",
+    "drift_1000000",
     "run",
 )
 

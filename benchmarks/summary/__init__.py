@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.summary import figures, pipeline
+from benchmarks.summary import figures, pipeline, versions
 from benchmarks.summary.table import Part, Row, Table, anchor, markdown
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -46,6 +46,7 @@ class Section:
 
 SECTIONS: list[Section] = [
     Section(("encoder_throughput.json",), figures.encoder),
+    Section(("bahe_throughput.json",), figures.bahe),
     Section(("refresh_cost.json",), pipeline.refresh_cost),
     Section(("scaling.json", "refresh_cost.json"), pipeline.scaling),
     Section(("storage.json",), figures.storage),
@@ -55,6 +56,9 @@ SECTIONS: list[Section] = [
     Section(("validate_1m.json",), figures.validate),
     Section(("store_1m.json",), figures.store),
     Section(("store_1m_float16.json",), figures.store),
+    Section(("history_1m.json",), versions.history),
+    Section(("drift_1000000.json", "drift_250000.json"), versions.drift),
+    Section(("compatibility/ml100k-minilm-k64.json",), versions.compatibility, committed=True),
     Section(("gpu/gpu.json",), figures.gpu, committed=True),
 ]
 
