@@ -18,6 +18,7 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,16 @@ SECTIONS: list[Section] = [
     Section(("store_1m_float16.json",), figures.store),
     Section(("history_1m.json",), versions.history),
     Section(("drift_1000000.json", "drift_250000.json"), versions.drift),
-    Section(("compatibility/ml100k-minilm-k64.json",), versions.compatibility, committed=True),
+    Section(
+        ("compatibility/ml100k-minilm-k64.json",),
+        partial(versions.compatibility, change="same recipe, another seed"),
+        committed=True,
+    ),
+    Section(
+        ("compatibility/ml100k-minilm-k64-recipe-change.json",),
+        partial(versions.compatibility, change="leak-free recipe, then all-rows recipe"),
+        committed=True,
+    ),
     Section(("gpu/gpu.json",), figures.gpu, committed=True),
 ]
 
