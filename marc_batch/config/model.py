@@ -91,6 +91,15 @@ class TrainConfig(BaseModel):
     encode_batch_tokens: int = Field(16_384, ge=64, description="Padded tokens per forward.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+    compatible_with: str | None = Field(
+        None,
+        description="A registered version to stay compatible with (backward-compatible "
+        "training): each text's z is also pulled towards that version's z of the same text, "
+        "so ranking models trained on its snapshots can keep reading the new ones.",
+    )
+    compatibility_weight: float = Field(
+        1.0, ge=0.0, description="Weight of the pull towards compatible_with's z (1 - cosine)."
+    )
 
 
 class ModelConfig(BaseModel):

@@ -138,14 +138,21 @@ def train_variant(
     model_config: ModelConfig,
     checkpoint_dir: Path | None = None,
     resume: bool = False,
+    anchors: dict[Entity, torch.Tensor] | None = None,
 ) -> tuple[MarcEncoder, MarcObjective, TrainResult]:
-    """Adapt a fresh copy of the frozen backbone under ``model_config``."""
+    """Adapt a fresh copy of the frozen backbone under ``model_config``.
+
+    ``anchors``: each text row's z under ``train.compatible_with``, which the
+    new z is pulled towards (see :class:`marc_batch.train.trainer.Trainer`).
+    """
     torch.manual_seed(model_config.train.seed)
     backbone = copy.deepcopy(prepared.backbone)
     backbone.add_lora(model_config.lora)
     encoder = MarcEncoder(backbone, model_config).to(prepared.device)
     objective = MarcObjective(backbone.hidden_size, model_config).to(prepared.device)
     pairs = encoder_pairs(prepared.pairs, model_config.train.downstream_holdout)
-    trainer = Trainer(model_config, encoder, objective, prepared.caches, pairs, checkpoint_dir)
+    trainer = Trainer(
+        model_config, encoder, objective, prepared.caches, pairs, checkpoint_dir, anchors
+    )
     result = trainer.fit(resume=resume)
     return encoder, objective, result

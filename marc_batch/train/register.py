@@ -7,9 +7,11 @@ decides on promotion (:mod:`marc_batch.evaluate.promotion`).
 
 from pathlib import Path
 
+import torch
 from pydantic import BaseModel
 
 from marc_batch.config import Config
+from marc_batch.evaluate.promotion import version_embeddings
 from marc_batch.model.registry import Registry
 from marc_batch.train.recipe import prepare, train_variant
 from marc_batch.train.trainer import progress_bar
@@ -37,7 +39,11 @@ def train_and_register(
     registry = Registry(Path(config.model.registry))
     with progress_bar() as progress:
         prepared = prepare(config, progress)
-    encoder, _, result = train_variant(prepared, config.model, checkpoint_dir, resume)
+    anchors = None
+    if config.model.train.compatible_with is not None:
+        earlier = version_embeddings(prepared, registry, config.model.train.compatible_with)
+        anchors = {entity: torch.from_numpy(z) for entity, z in earlier.items()}
+    encoder, _, result = train_variant(prepared, config.model, checkpoint_dir, resume, anchors)
     version = registry.add(
         encoder,
         config.model.backbone,

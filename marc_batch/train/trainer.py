@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from safetensors.torch import load_file, save_file
@@ -70,6 +71,7 @@ class Trainer:
         caches: dict[Entity, TextCache],
         pairs: "Pairs",
         checkpoint_dir: Path | None = None,
+        anchors: dict[Entity, torch.Tensor] | None = None,
     ) -> None:
         self.config = config
         self.train_config = config.train
@@ -79,6 +81,12 @@ class Trainer:
         self.pairs = pairs
         self.checkpoint_dir = checkpoint_dir
         self.device = next(encoder.parameters()).device
+        # Backward-compatible training: z of each text row under ``train.compatible_with``.
+        self.anchors = (
+            {e: F.normalize(z.float(), dim=-1).to(self.device) for e, z in anchors.items()}
+            if anchors
+            else None
+        )
         self.rng = epoch_rng(self.train_config.seed, 0)
         encoder.heads.fit_standardisation(
             {
@@ -137,11 +145,12 @@ class Trainer:
         self.encoder.train()
         self.objective.train()
         states = {}
-        inverse = {}
+        distinct = {}
         for entity, rows in (("user", train.users[pair_index]), ("item", train.items[pair_index])):
-            distinct, inverse[entity] = np.unique(rows, return_inverse=True)
+            distinct[entity] = np.unique(rows, return_inverse=True)
             with self._autocast():
-                states[entity] = self._states(entity, distinct.tolist())
+                states[entity] = self._states(entity, distinct[entity][0].tolist())
+        inverse = {entity: positions for entity, (_, positions) in distinct.items()}
         labels = torch.from_numpy(train.labels[pair_index]).to(self.device)
         with self._autocast():
             terms = self.objective(
@@ -150,12 +159,26 @@ class Trainer:
                 torch.from_numpy(inverse["item"]).to(self.device),
                 labels,
             )
+        total, figures = terms.total, {"bce": terms.bce.item(), "info": terms.info.item()}
+        if self.anchors is not None:
+            drift = self._drift(states, {e: d for e, (d, _) in distinct.items()})
+            total = total + self.train_config.compatibility_weight * drift
+            figures["compat"] = drift.item()
         self.optimizer.zero_grad(set_to_none=True)
-        terms.total.backward()
+        total.backward()
         nn.utils.clip_grad_norm_(list(self._trainable().values()), self.train_config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
-        return {"loss": terms.total.item(), "bce": terms.bce.item(), "info": terms.info.item()}
+        return {"loss": total.item(), **figures}
+
+    def _drift(self, states: dict, rows: dict[Entity, np.ndarray]) -> torch.Tensor:
+        """Mean 1 - cosine between the batch's z and the compatible version's z of each text."""
+        assert self.anchors is not None
+        parts = [
+            1.0 - F.cosine_similarity(z.float(), self.anchors[entity][rows[entity]], dim=-1)
+            for entity, (_, z) in states.items()
+        ]
+        return torch.cat(parts).mean()
 
     @torch.no_grad()
     def embed_all(self, entity: Entity) -> torch.Tensor:

@@ -8,14 +8,22 @@ from typer.testing import CliRunner
 
 from marc_batch.cli.app import app
 from marc_batch.config import load_config
+from marc_batch.data.ingest import ingest
+from marc_batch.model.registry import Registry
 from marc_batch.pipeline.refresh import refresh
 from marc_batch.store import Store, open_snapshot
 from tests.conftest import run_cli
 
 
-def test_a_model_retrained_with_another_seed_is_aligned_measured_and_gated(
-    bert_dir: Path, tmp_path: Path
-) -> None:
+def train(path: Path, **settings: str) -> str:
+    """``marc-batch train`` with ``model.train`` settings from the environment; the version."""
+    env = {f"MARC_BATCH_MODEL__TRAIN__{name.upper()}": value for name, value in settings.items()}
+    trained = CliRunner().invoke(app, ["train", "--config", str(path), "--json"], env=env)
+    assert trained.exit_code == 0, trained.output
+    return json.loads(trained.stdout)["version"]
+
+
+def write_config(bert_dir: Path, tmp_path: Path) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
         f"""
@@ -43,17 +51,14 @@ root = "{tmp_path / "store"}"
 """,
         encoding="utf-8",
     )
-    runner = CliRunner()
-    versions = []
-    for seed in ("0", "1"):
-        trained = runner.invoke(
-            app,
-            ["train", "--config", str(path), "--json"],
-            env={"MARC_BATCH_MODEL__TRAIN__SEED": seed},
-        )
-        assert trained.exit_code == 0, trained.output
-        versions.append(json.loads(trained.stdout)["version"])
-    old, new = versions
+    return path
+
+
+def test_a_model_retrained_with_another_seed_is_aligned_measured_and_gated(
+    bert_dir: Path, tmp_path: Path
+) -> None:
+    path = write_config(bert_dir, tmp_path)
+    old, new = train(path, seed="1"), train(path, seed="2")
     assert old != new
     config = load_config(path)
     first = refresh(config, model_version=old, channel="prod")
@@ -79,3 +84,26 @@ root = "{tmp_path / "store"}"
         assert promoted.returncode == 1 and promoted.stderr.count("\n") == 1
         assert "below evaluate.compatibility.min_kept_lift" in promoted.stderr
         assert store.resolve("prod").version == first.version
+
+
+def test_backward_compatible_training_keeps_the_new_vectors_near_the_old_ones(
+    bert_dir: Path, tmp_path: Path
+) -> None:
+    path = write_config(bert_dir, tmp_path)
+    old = train(path, seed="1")
+    # 300 steps, every epoch kept in the running: enough for the pull to show on a tiny model.
+    steps = {"seed": "2", "epochs": "5", "users_per_step": "16", "patience": "10"}
+    free = train(path, **steps)
+    bound = train(path, **steps, compatible_with=old, compatibility_weight="5")
+    assert len({old, free, bound}) == 3
+    config = load_config(path)
+    registry = Registry(Path(config.model.registry))
+    texts = ingest(config)[0].item_texts["text"].to_pylist()
+
+    def unit(version: str) -> np.ndarray:
+        z = registry.load(version)[0].encode(texts, "item")
+        return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+    reference = unit(old)
+    cosine = {v: float((unit(v) * reference).sum(axis=1).mean()) for v in (free, bound)}
+    assert cosine[bound] > 0.7 and cosine[free] < 0.5
