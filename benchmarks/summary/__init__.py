@@ -69,6 +69,14 @@ SECTIONS: list[Section] = [
         partial(versions.compatibility, change="leak-free recipe, then all-rows recipe"),
         committed=True,
     ),
+    Section(
+        ("compatibility/ml100k-minilm-k64-bct-w5.json",),
+        partial(
+            versions.compatibility,
+            change="another seed, trained compatible with the first (compatibility_weight 5)",
+        ),
+        committed=True,
+    ),
     Section(("gpu/gpu.json",), figures.gpu, committed=True),
 ]
 
