@@ -44,6 +44,8 @@ LAYOUT = re.compile(
     r"|data/entity=(item|user)/shard=\d+/[0-9a-f]{32}\.parquet"
     r"|deletes/entity=(item|user)/[0-9a-f]{32}\.parquet"
     r"|indexes/entity=(item|user)/[0-9a-f]{32}\.faiss"
+    r"|behaviours/[0-9a-f]{32}\.parquet"
+    r"|meta/(statistics|alignment)-[0-9a-f]{32}\.(json|safetensors)"
     r"|quarantine/[A-Za-z0-9_.=+-]+/(items|users|interactions)\.parquet)$"
 )
 HOSTILE_IDS = [
