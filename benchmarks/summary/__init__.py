@@ -77,6 +77,14 @@ SECTIONS: list[Section] = [
         ),
         committed=True,
     ),
+    Section(
+        ("compatibility/ml100k-minilm-k64-bct-w20.json",),
+        partial(
+            versions.compatibility,
+            change="another seed, trained compatible with the first (compatibility_weight 20)",
+        ),
+        committed=True,
+    ),
     Section(("gpu/gpu.json",), figures.gpu, committed=True),
 ]
 
