@@ -4,7 +4,7 @@ A new model version puts every vector in a new space. The ranking team's
 model here is the lift evaluation's: the id-based DCN-V2 with z as dense
 features (:mod:`marc_batch.evaluate.lift`). It is trained on the *previous*
 vectors, exactly as the lift evaluation trains it, and then scored, without
-retraining, with three inputs in place of its z:
+retraining, with each of these in place of its z:
 
 - ``previous``: the vectors it was trained on (its own score);
 - ``mapped``: the new vectors mapped into the previous space by the
