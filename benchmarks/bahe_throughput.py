@@ -23,14 +23,13 @@ untrained: their cost is the same on every side and tiny.
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 from sentence_transformers import SentenceTransformer
 
-from benchmarks.common import command, machine
+from benchmarks.common import command, machine, save
 from marc_batch.config import load_config
 from marc_batch.config.model import ModelConfig
 from marc_batch.data.ingest import ingest
@@ -127,10 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
             name: results[name]["speedup_over_peer"] >= GOAL for name in ("bahe_cold", "bahe_warm")
         },
     }
-    print(json.dumps(figures, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    save(args.out, figures)
     return figures
 
 

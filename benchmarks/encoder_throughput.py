@@ -13,14 +13,13 @@ noise of a shared machine; the ratio is what to read.
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 from sentence_transformers import SentenceTransformer
 
-from benchmarks.common import command, machine
+from benchmarks.common import command, machine, save
 from marc_batch.config import ModelConfig, load_config
 from marc_batch.data.ingest import ingest
 from marc_batch.encode.marc import EntityEmbedder, prepare
@@ -90,10 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup": round(total_peer / total_ours, 3),
         "goal": "speedup >= 1.0, target 1.3",
     }
-    print(json.dumps(figures, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    save(args.out, figures)
     return figures
 
 

@@ -11,7 +11,6 @@ de-duplication, timed on a slice and scaled linearly.
 """
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from benchmarks.common import command, machine, peak_rss_mib
+from benchmarks.common import command, machine, peak_rss_mib, save
 from marc_batch.config import TableSource
 from marc_batch.data.records import ItemRecord
 from marc_batch.data.sources import read_source
@@ -133,10 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_rss_mib": round(peak_rss_mib()),
     }
     assert result.rows_in == args.rows
-    print(json.dumps(figures, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(figures, indent=2) + "\n")
+    save(args.out, figures)
     return figures
 
 

@@ -75,3 +75,32 @@ def tiny_model_config(backbone: Path, **overrides: object) -> ModelConfig:
     }
     fields.update(overrides)
     return ModelConfig(**fields)
+
+
+def write_training_config(bert_dir: Path, tmp_path: Path, evaluate: str) -> Path:
+    """``tmp_path/config.toml``: a one-epoch MARC recipe on ``bert_dir`` over MovieLens-100K.
+
+    ``evaluate`` is the TOML of the ``[evaluate]`` tables the test needs.
+    """
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[model]
+backbone = "{bert_dir}"
+k = 4
+registry = "{tmp_path / "models"}"
+head_hidden = 16
+matching_hidden = [16]
+[model.train]
+epochs = 1
+users_per_step = 512
+pairs_per_user = 4
+user_max_length = 16
+item_max_length = 8
+{evaluate}
+[store]
+root = "{tmp_path / "store"}"
+""",
+        encoding="utf-8",
+    )
+    return path

@@ -10,24 +10,11 @@ from typer.testing import CliRunner
 from marc_batch.cli.app import app
 from marc_batch.errors import ConfigError
 from marc_batch.evaluate.report import METHOD_ORDER
+from tests.model.conftest import write_training_config
 
 
 def test_train_then_evaluate_writes_the_report(bert_dir: Path, tmp_path: Path) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f"""
-[model]
-backbone = "{bert_dir}"
-k = 4
-registry = "{tmp_path / "models"}"
-head_hidden = 16
-matching_hidden = [16]
-[model.train]
-epochs = 1
-users_per_step = 512
-pairs_per_user = 4
-user_max_length = 16
-item_max_length = 8
+    evaluate = """
 [evaluate]
 seeds = [0, 1]
 epochs = 1
@@ -38,11 +25,8 @@ epochs = 1
 batch_size = 8192
 hidden = [8]
 embedding_dim = 4
-[store]
-root = "{tmp_path / "store"}"
-""",
-        encoding="utf-8",
-    )
+"""
+    config = write_training_config(bert_dir, tmp_path, evaluate)
     runner = CliRunner()
     trained = runner.invoke(app, ["train", "--config", str(config), "--json"])
     assert trained.exit_code == 0, trained.output

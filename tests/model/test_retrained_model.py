@@ -13,6 +13,17 @@ from marc_batch.model.registry import Registry
 from marc_batch.pipeline.refresh import refresh
 from marc_batch.store import Store, open_snapshot
 from tests.conftest import run_cli
+from tests.model.conftest import write_training_config
+
+EVALUATE = """
+[evaluate]
+seeds = [0, 1]
+[evaluate.lift]
+epochs = 2
+batch_size = 4096
+hidden = [16]
+embedding_dim = 4
+"""
 
 
 def train(path: Path, **settings: str) -> str:
@@ -23,41 +34,10 @@ def train(path: Path, **settings: str) -> str:
     return json.loads(trained.stdout)["version"]
 
 
-def write_config(bert_dir: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "config.toml"
-    path.write_text(
-        f"""
-[model]
-backbone = "{bert_dir}"
-k = 4
-registry = "{tmp_path / "models"}"
-head_hidden = 16
-matching_hidden = [16]
-[model.train]
-epochs = 1
-users_per_step = 512
-pairs_per_user = 4
-user_max_length = 16
-item_max_length = 8
-[evaluate]
-seeds = [0, 1]
-[evaluate.lift]
-epochs = 2
-batch_size = 4096
-hidden = [16]
-embedding_dim = 4
-[store]
-root = "{tmp_path / "store"}"
-""",
-        encoding="utf-8",
-    )
-    return path
-
-
 def test_a_model_retrained_with_another_seed_is_aligned_measured_and_gated(
     bert_dir: Path, tmp_path: Path
 ) -> None:
-    path = write_config(bert_dir, tmp_path)
+    path = write_training_config(bert_dir, tmp_path, EVALUATE)
     old, new = train(path, seed="1"), train(path, seed="2")
     assert old != new
     config = load_config(path)
@@ -89,7 +69,7 @@ def test_a_model_retrained_with_another_seed_is_aligned_measured_and_gated(
 def test_backward_compatible_training_keeps_the_new_vectors_near_the_old_ones(
     bert_dir: Path, tmp_path: Path
 ) -> None:
-    path = write_config(bert_dir, tmp_path)
+    path = write_training_config(bert_dir, tmp_path, EVALUATE)
     old = train(path, seed="1")
     # 300 steps, every epoch kept in the running: enough for the pull to show on a tiny model.
     steps = {"seed": "2", "epochs": "5", "users_per_step": "16", "patience": "10"}
