@@ -1,7 +1,7 @@
 """The GPU suite in one command: encoder and decoder throughput, MFU, packing, OOM, training.
 
 Usage (benchmarks/GPU.md says how to get a GPU machine to run it):
-    python3 -m benchmarks.gpu --out benchmarks/results/gpu   (an H100: about 4-5 min, estimated)
+    python3 -m benchmarks.gpu --out benchmarks/results/gpu   (an H100: about 4.5 min)
     python3 -m benchmarks.gpu --tiny --out /tmp/gpu-smoke    (tiny sizes; runs on a CPU too)
 
 Self-contained: it imports what the GPU machine has (torch, transformers,

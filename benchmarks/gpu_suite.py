@@ -239,6 +239,15 @@ NEEDS = {
 }
 
 
+def shown(argv: list[str], out: Path) -> list[str]:
+    """``argv`` as committed results may name it: ``--out`` relative to the repository, or
+    ``OUT/<name>`` when it lay outside (a device's output folder is no path of ours)."""
+    target = out.resolve()
+    here = Path.cwd().resolve()
+    name = str(target.relative_to(here)) if target.is_relative_to(here) else f"OUT/{target.name}"
+    return [name if arg == str(out) else arg for arg in argv]
+
+
 def run(argv: list[str], out: Path, tiny: bool, deadline: float, only: list[str], carry: dict):
     # Imported here: the sections import this module's Context.
     from benchmarks.gpu_encode import decoders, encoder, large, oom, packed
@@ -257,8 +266,9 @@ def run(argv: list[str], out: Path, tiny: bool, deadline: float, only: list[str]
         pairs=pairs,
         out=out,
         figures={
-            "command": shlex.join([Path(sys.executable).name, "-m", "benchmarks.gpu", *argv]),
-            "executable": sys.executable,
+            "command": shlex.join(
+                [Path(sys.executable).name, "-m", "benchmarks.gpu", *shown(argv, out)]
+            ),
             "mode": "tiny" if tiny else "full",
             "environment": environment(device),
             "carry": carry,

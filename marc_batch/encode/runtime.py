@@ -2,18 +2,28 @@
 
 Tokenisation, length bucketing and padding happen on a background thread
 (fast tokenizers release the GIL), one window ahead of the model, so the
-device never waits on Python. On CUDA the padded batches are pinned and
+device never waits on Python. A window is tokenised in slices on a few
+threads, each with its own copy of the tokenizer (a fast tokenizer shared
+across threads fails with "Already borrowed"): a small model on a GPU
+otherwise outruns one tokenising thread. Windows start small and double up to
+``window``: the device waits only for the first one to be tokenised, which
+on an H100 was most of a small input's time when the first window was the
+whole input (benchmarks/GPU.md). On CUDA the padded batches are pinned and
 copied without blocking. An out-of-memory error halves the token budget
 for the rest of the run and retries the failed batch in halves; results
 are written back by position, so the output does not depend on batching.
 """
 
 import contextlib
+import copy
 import gc
+import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -53,6 +63,28 @@ def pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
+_free: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_free_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def borrowed(tokenizer: PreTrainedTokenizerBase, count: int) -> Iterator[list]:
+    """``count`` copies of ``tokenizer`` for this caller alone, kept for reuse afterwards.
+
+    Copies, never the tokenizer itself: other runtimes of the same model may be
+    tokenising with it on their own threads.
+    """
+    with _free_lock:
+        free = _free.setdefault(tokenizer, [])
+        taken = [free.pop() for _ in range(min(count, len(free)))]
+    taken += [copy.deepcopy(tokenizer) for _ in range(count - len(taken))]
+    try:
+        yield taken
+    finally:
+        with _free_lock:
+            _free[tokenizer].extend(taken)
+
+
 class EncoderRuntime:
     """Encodes sequences of texts into a float32 matrix, in input order."""
 
@@ -63,28 +95,59 @@ class EncoderRuntime:
         max_length: int,
         token_budget: int,
         window: int = 4096,
+        first_window: int = 256,
+        threads: int = min(8, os.cpu_count() or 1),
     ) -> None:
         self.embedder = embedder
         self.device = device
         self.max_length = max_length
         self.token_budget = token_budget
         self.window = window
+        self.first_window = min(first_window, window)
+        self.threads = max(1, threads)
         pad_id = embedder.tokenizer.pad_token_id
         self.pad_id = 0 if pad_id is None else pad_id
 
+    def _windows(self, count: int) -> Iterator[tuple[int, int]]:
+        """``[start, stop)`` over ``count`` texts, sized ``first_window`` doubling to ``window``."""
+        start, size = 0, self.first_window
+        while start < count:
+            yield start, min(start + size, count)
+            start, size = start + size, min(2 * size, self.window)
+
+    def _tokenize(
+        self, pool: ThreadPoolExecutor, copies: list, chunk: list[str]
+    ) -> list[list[int]]:
+        """Token ids of ``chunk``: one contiguous slice per thread and tokenizer copy, in order."""
+        step = -(-len(chunk) // len(copies))
+        slices = [chunk[i : i + step] for i in range(0, len(chunk), step)]
+
+        def run(tokenizer: PreTrainedTokenizerBase, part: list[str]) -> list[list[int]]:
+            return tokenizer(part, truncation=True, max_length=self.max_length, padding=False)[
+                "input_ids"
+            ]
+
+        return [row for part in pool.map(run, copies, slices) for row in part]
+
     def _batches(self, texts: Sequence[str]) -> Iterator[Batch]:
         """Tokenise and bucket one window at a time; each batch's positions index ``texts``."""
-        for start in range(0, len(texts), self.window):
-            chunk = list(texts[start : start + self.window])
-            ids = self.embedder.tokenizer(
-                chunk, truncation=True, max_length=self.max_length, padding=False
-            )["input_ids"]
-            lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
-            for local in plan_batches(lengths, self.token_budget):
-                input_ids, mask = pad([ids[i] for i in local], self.pad_id)
-                if self.device.type == "cuda":
-                    input_ids, mask = input_ids.pin_memory(), mask.pin_memory()
-                yield Batch(local + start, input_ids, mask, int(lengths[local].sum()))
+        with (
+            borrowed(self.embedder.tokenizer, self.threads) as copies,
+            ThreadPoolExecutor(self.threads, thread_name_prefix="tokenize") as pool,
+        ):
+            for start, stop in self._windows(len(texts)):
+                yield from self._bucketed(
+                    self._tokenize(pool, copies, list(texts[start:stop])), start
+                )
+
+    def _bucketed(self, ids: list[list[int]], start: int) -> Iterator[Batch]:
+        """One tokenised window as length-bucketed, padded batches."""
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
+        for local in plan_batches(lengths, self.token_budget):
+            input_ids, mask = pad([ids[i] for i in local], self.pad_id)
+            if self.device.type == "cuda":
+                input_ids, mask = input_ids.pin_memory(), mask.pin_memory()
+            yield Batch(local + start, input_ids, mask, int(lengths[local].sum()))
 
     def _prefetched(self, texts: Sequence[str]) -> Iterator[Batch]:
         """Run ``_batches`` on a thread, a bounded queue ahead of the consumer."""

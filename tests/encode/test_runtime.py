@@ -1,3 +1,6 @@
+import itertools
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
@@ -22,18 +25,42 @@ def one_by_one(embedder: TinyEmbedder, corpus: list[str]) -> np.ndarray:
     return np.stack(rows)
 
 
-@pytest.mark.parametrize(("budget", "window"), [(48, 7), (512, 64), (100_000, 4096)])
+@pytest.mark.parametrize(
+    ("budget", "window", "first"), [(48, 7, 256), (512, 64, 5), (100_000, 4096, 256)]
+)
 def test_output_does_not_depend_on_batching(
-    embedder: TinyEmbedder, budget: int, window: int
+    embedder: TinyEmbedder, budget: int, window: int, first: int
 ) -> None:
     corpus = texts(60)
-    runtime = EncoderRuntime(embedder, CPU, max_length=64, token_budget=budget, window=window)
+    runtime = EncoderRuntime(embedder, CPU, 64, budget, window=window, first_window=first)
     embeddings, stats = runtime.encode(corpus)
     np.testing.assert_allclose(embeddings, one_by_one(embedder, corpus), rtol=1e-4, atol=1e-5)
     assert stats.texts == 60 and stats.batches >= 1
     assert stats.tokens == sum(
         len(embedder.tokenizer(t, truncation=True, max_length=64)["input_ids"]) for t in corpus
     )
+
+
+def test_windows_start_small_and_double_up_to_the_window(embedder: TinyEmbedder) -> None:
+    runtime = EncoderRuntime(embedder, CPU, 64, 512, window=1000, first_window=100)
+    ranges = list(runtime._windows(2500))
+    assert [stop - start for start, stop in ranges] == [100, 200, 400, 800, 1000]
+    assert ranges[0][0] == 0 and ranges[-1][1] == 2500
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+
+
+def test_runtimes_sharing_a_tokenizer_on_threads_each_get_their_own_lengths(
+    embedder: TinyEmbedder,
+) -> None:
+    """Two runtimes of one model, different lengths, at once: a shared fast tokenizer would
+    fail with "Already borrowed" or truncate one side at the other's length."""
+    corpus = texts(300, seed=3)
+    runtimes = [EncoderRuntime(embedder, CPU, length, 256, threads=3) for length in (8, 64)]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda r: r.encode(corpus * 4)[1], runtimes))
+    for runtime, stats in zip(runtimes, results, strict=True):
+        expected = embedder.tokenizer(corpus, truncation=True, max_length=runtime.max_length)
+        assert stats.tokens == 4 * sum(len(row) for row in expected["input_ids"])
 
 
 class OutOfMemoryAbove(TinyEmbedder):
