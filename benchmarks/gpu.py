@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser = argparse.ArgumentParser(prog="python3 -m benchmarks.gpu")
     parser.add_argument("--out", type=Path, required=True, help="directory for gpu.json")
     parser.add_argument("--tiny", action="store_true", help="tiny sizes (the CPU smoke run)")
-    parser.add_argument("--deadline", type=float, default=450.0, help="seconds from start")
+    parser.add_argument("--deadline", type=float, default=500.0, help="seconds from start")
     parser.add_argument("--only", nargs="*", default=[], help="sections to run (peak always)")
     args = parser.parse_args(argv)
     from benchmarks.gpu_carry import activate

@@ -115,35 +115,95 @@ def decoders(ctx: Context, shapes: dict[str, tuple[int, tuple[int, ...]]]) -> di
             if ctx.left() < 30:
                 entry["budgets"][budget] = {"status": "skipped: out of time"}
                 continue
-            runtime_seconds, tokens, processed = 0.0, 0, 0
-            model_seconds = 0.0
-            for entity in ENTITIES:
-                runtime = EncoderRuntime(
-                    EntityEmbedder(encoder_, entity), ctx.device, ctx.sizes.max_length, budget
-                )
-                seconds, (_, stats) = timed(ctx, lambda r=runtime, s=strings[entity]: r.encode(s))
-                runtime_seconds += seconds
-                tokens += stats.tokens
-                processed += stats.padded_tokens
-                batches = gm.padded(rows[entity], budget, ctx.tokenizer.pad_token_id, ctx.device)
-                fn = gm.embed_padded(encoder_, entity)
-                model_seconds += timed(ctx, lambda b=batches, f=fn: gm.forward_all(f, b))[0]
-            entry["budgets"][budget] = {
-                "tokens": tokens,
-                "padding_ratio": round(1 - tokens / processed, 4),
-                "runtime_seconds": round(runtime_seconds, 3),
-                "runtime_tokens_per_second": round(tokens / runtime_seconds, 1),
-                "runtime_mfu": ctx.mfu(params, tokens, runtime_seconds),
-                "forward_seconds": round(model_seconds, 3),
-                "forward_tokens_per_second": round(tokens / model_seconds, 1),
-                "forward_mfu": ctx.mfu(params, tokens, model_seconds),
-            }
+            entry["budgets"][budget] = measure(ctx, encoder_, strings, rows, budget, params)
         if ctx.device.type == "cuda":
             entry["max_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
         results[shape] = entry
         ctx.figures["sections"].setdefault("decoders", {"status": "running"})[shape] = entry
         ctx.write()
     return results
+
+
+def measure(
+    ctx: Context,
+    encoder_: MarcEncoder,
+    strings: dict[str, list[str]],
+    rows: dict[str, list[list[int]]],
+    budget: int,
+    params: int,
+    forward: bool = True,
+) -> dict:
+    """Both entities at ``budget``: through EncoderRuntime, and (``forward``) forward-only
+    on its batches."""
+    runtime_seconds, model_seconds, tokens, processed = 0.0, 0.0, 0, 0
+    for entity in ENTITIES:
+        runtime = EncoderRuntime(
+            EntityEmbedder(encoder_, entity), ctx.device, ctx.sizes.max_length, budget
+        )
+        seconds, (_, stats) = timed(ctx, lambda r=runtime, s=strings[entity]: r.encode(s))
+        runtime_seconds += seconds
+        tokens += stats.tokens
+        processed += stats.padded_tokens
+        if not forward:
+            continue
+        batches = gm.padded(rows[entity], budget, ctx.tokenizer.pad_token_id, ctx.device)
+        fn = gm.embed_padded(encoder_, entity)
+        model_seconds += timed(ctx, lambda b=batches, f=fn: gm.forward_all(f, b))[0]
+    figures = {
+        "tokens": tokens,
+        "padding_ratio": round(1 - tokens / processed, 4),
+        "runtime_seconds": round(runtime_seconds, 3),
+        "runtime_tokens_per_second": round(tokens / runtime_seconds, 1),
+        "runtime_mfu": ctx.mfu(params, tokens, runtime_seconds),
+    }
+    if forward:
+        figures["forward_seconds"] = round(model_seconds, 3)
+        figures["forward_tokens_per_second"] = round(tokens / model_seconds, 1)
+        figures["forward_mfu"] = ctx.mfu(params, tokens, model_seconds)
+    return figures
+
+
+def compiled(ctx: Context) -> dict:
+    """The focus shape with ``encode.compile``: the first call's compile time, then the
+    runtime at the largest budget, beside the same run eager; each side measured on its
+    second pass over the texts, so neither pays for warming up.
+
+    Runtime only: the forward-only harness runs under ``no_grad``, not the runtime's
+    ``inference_mode``, and a compiled graph guards on that mode, so it would time
+    recompiles rather than the forward."""
+    shape = ctx.sizes.focus
+    repeat, budgets = ctx.sizes.decoders[shape]
+    budget = budgets[-1]
+    encoder_ = ctx.decoder(shape)
+    params = gm.matmul_parameters(encoder_.backbone.model)
+    strings = {entity: ctx.strings(entity, repeat) for entity in ENTITIES}
+
+    def second_pass() -> dict:
+        measure(ctx, encoder_, strings, {}, budget, params, forward=False)
+        return measure(ctx, encoder_, strings, {}, budget, params, forward=False)
+
+    eager = second_pass()
+    if ctx.device.type == "cuda":
+        prepare(encoder_, ctx.device, compile=True)
+        backend = "inductor"
+    else:  # the CPU smoke run (encode.compile refuses a CPU): Dynamo traces, nothing is generated
+        encoder_.backbone.model.compile(dynamic=True, backend="eager")
+        backend = "eager (CPU smoke run)"
+    first = EncoderRuntime(
+        EntityEmbedder(encoder_, "user"), ctx.device, ctx.sizes.max_length, budget
+    )
+    compile_seconds, _ = timed(ctx, lambda: first.encode(strings["user"][:512]))
+    result = second_pass()
+    ctx.release()  # the compiled model must not serve the later sections
+    return {
+        "shape": shape,
+        "budget": budget,
+        "backend": backend,
+        "first_call_seconds": round(compile_seconds, 1),
+        "eager": eager,
+        "compiled": result,
+        "runtime_speedup": round(eager["runtime_seconds"] / result["runtime_seconds"], 3),
+    }
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -102,6 +102,21 @@ def _packed(data: dict) -> list[str]:
     ]
 
 
+def _compiled(data: dict) -> list[str]:
+    eager, compiled = data["eager"], data["compiled"]
+    return [
+        f"{data['shape']} shape with encode.compile (torch.compile, dynamic shapes), model "
+        f"FLOP utilisation of EncoderRuntime at {data['budget']:,} tokens per batch; the "
+        f"first call compiles for {data['first_call_seconds']:.0f} s",
+        f"{_rate(compiled['runtime_tokens_per_second'])} (MFU {compiled['runtime_mfu']:.2f})",
+        f"eager, same run: {_rate(eager['runtime_tokens_per_second'])} "
+        f"(MFU {eager['runtime_mfu']:.2f})",
+        f"{data['runtime_speedup']:.2f}",
+        f"MFU >= {MFU_GOAL}",
+        _met(compiled["runtime_mfu"] >= MFU_GOAL),
+    ]
+
+
 def _oom(data: dict, memory: float | None) -> list[str]:
     return [
         f"Out-of-memory back-off, {data['shape']} shape: {data['texts']:,} texts at a budget "
@@ -144,6 +159,8 @@ def rows_of(figures: dict) -> list[list[str]]:
         rows += _decoders(sections["decoders"], sections["peak"], focus)
     if _ok(sections.get("packed")):
         rows.append(_packed(sections["packed"]))
+    if _ok(sections.get("compiled")):
+        rows.append(_compiled(sections["compiled"]))
     if _ok(sections.get("oom")):
         rows.append(_oom(sections["oom"], figures["environment"].get("memory_gib")))
     if _ok(sections.get("training")):

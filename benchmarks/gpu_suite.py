@@ -13,6 +13,7 @@ error and the next one starts):
 - ``packed``: padding-free batches against padded ones, speed and equality;
 - ``training``: MARC training steps (LoRA on the top layers, bf16 autocast);
 - ``decoder_7b``: the 7B shape, where memory and time allow;
+- ``compiled``: the focus shape again with ``encode.compile`` (CUDA only);
 - ``oom``: a token budget far above device memory; the runtime's back-off.
 """
 
@@ -226,7 +227,7 @@ def peak(ctx: Context) -> dict:
 
 # The out-of-memory test runs last: were a huge batch to leave the device unusable (it should
 # not), nothing else would be lost.
-SECTIONS = ("peak", "encoder", "decoders", "packed", "training", "decoder_7b", "oom")
+SECTIONS = ("peak", "encoder", "decoders", "packed", "training", "decoder_7b", "compiled", "oom")
 # Seconds a section needs at least on an H100 (it does not start with less left).
 NEEDS = {
     "peak": 5,
@@ -236,6 +237,7 @@ NEEDS = {
     "oom": 40,
     "training": 40,
     "decoder_7b": 45,
+    "compiled": 150,
 }
 
 
@@ -250,7 +252,7 @@ def shown(argv: list[str], out: Path) -> list[str]:
 
 def run(argv: list[str], out: Path, tiny: bool, deadline: float, only: list[str], carry: dict):
     # Imported here: the sections import this module's Context.
-    from benchmarks.gpu_encode import decoders, encoder, large, oom, packed
+    from benchmarks.gpu_encode import compiled, decoders, encoder, large, oom, packed
     from benchmarks.gpu_train import training
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -285,6 +287,7 @@ def run(argv: list[str], out: Path, tiny: bool, deadline: float, only: list[str]
         "oom": oom,
         "training": training,
         "decoder_7b": large,
+        "compiled": compiled,
     }
     started = time.perf_counter()
     for name in SECTIONS:

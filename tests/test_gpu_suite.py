@@ -128,7 +128,8 @@ def test_the_suite_runs_at_tiny_sizes_without_the_packages_the_gpu_machine_lacks
     assert not NEVER & set(imported)
     sections = figures["sections"]
     assert {name: s["status"] for name, s in sections.items() if name != "decoder_7b"} == {
-        name: "ok" for name in ("peak", "encoder", "decoders", "packed", "training", "oom")
+        name: "ok"
+        for name in ("peak", "encoder", "decoders", "packed", "training", "compiled", "oom")
     }
     assert figures["mode"] == "tiny" and "-m benchmarks.gpu --tiny --out" in figures["command"]
     assert {"gpu", "torch", "cuda", "transformers"} <= set(figures["environment"])
@@ -136,6 +137,8 @@ def test_the_suite_runs_at_tiny_sizes_without_the_packages_the_gpu_machine_lacks
     encoder = sections["encoder"]
     assert encoder["speedup_defaults"] > 0 and encoder["tokens"]["user"] > 0
     assert all(run["texts_per_second"] > 0 for run in encoder["runs"].values())
+    compiled = sections["compiled"]
+    assert compiled["compiled"]["tokens"] == compiled["eager"]["tokens"] > 0
     budgets = sections["decoders"]["tiny"]["budgets"]
     assert all(b["runtime_mfu"] > 0 and 0 <= b["padding_ratio"] < 1 for b in budgets.values())
     assert sections["packed"]["equal_within_tolerance"] and sections["packed"]["speedup"] > 0

@@ -86,6 +86,11 @@ SECTIONS: list[Section] = [
         committed=True,
     ),
     Section(("gpu/gpu.json",), figures.gpu, committed=True),
+    Section(
+        ("gpu/gpu-compiled.json",),
+        partial(figures.gpu, title="GPU suite, encode.compile (benchmarks/GPU.md)"),
+        committed=True,
+    ),
 ]
 
 

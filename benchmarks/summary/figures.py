@@ -220,9 +220,10 @@ def store(data: dict) -> Part:
     return Part([row])
 
 
-def gpu(data: dict) -> Part:
-    """The GPU suite's table (benchmarks/GPU.md) as its report renders it; smoke runs add none."""
+def gpu(data: dict, title: str = "GPU suite (benchmarks/GPU.md)") -> Part:
+    """A GPU suite run's table (benchmarks/GPU.md) as its report renders it; smoke runs add
+    none. ``title`` tells apart runs of some sections only."""
     if data.get("mode") != "full":
         return Part()
     rows = [[*row, gpu_report.machine(data)] for row in gpu_report.rows_of(data)]
-    return Part(tables=[Table("GPU suite (benchmarks/GPU.md)", gpu_report.HEADER, rows)])
+    return Part(tables=[Table(title, gpu_report.HEADER, rows)])

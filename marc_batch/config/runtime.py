@@ -20,6 +20,11 @@ class EncodeConfig(BaseModel):
     max_length: int = Field(256, ge=8, description="Tokens per text; longer texts are cut.")
     token_budget: int = Field(16_384, ge=64, description="Padded tokens per batch.")
     threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+    compile: bool = Field(
+        False,
+        description="CUDA only: torch.compile the backbone (minutes once per process, "
+        "then a faster forward; for large runs).",
+    )
 
 
 class FlowsConfig(BaseModel):

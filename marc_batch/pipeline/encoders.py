@@ -65,7 +65,7 @@ def loaded_encoder(config: Config, version: str) -> tuple[MarcEncoder, torch.dev
             _loaded.clear()
             _bahe.clear()
             encoder, _ = Registry(Path(config.model.registry)).load(version)
-            _loaded[key] = prepare(encoder, device)
+            _loaded[key] = prepare(encoder, device, config.encode.compile)
             if encoder.config.user_encoder == "bahe":
                 users = _sharing_weights(_loaded[key])
                 _bahe[key] = BaheRunner(users, BaheUserEncoder.of(users), threading.Lock())
