@@ -2,22 +2,24 @@
 
 Before the shard tasks run, the driver reads the behaviour vectors the
 store already holds for this model (verified against the newest snapshot's
-manifest), encodes with the frozen lower layers only the distinct behaviours
-of the run's users that are not among them, and writes those into the
-transaction, so the next run of the same model finds them too. Each user
-shard is then handed exactly the vectors its users' sequences hold (a
-``.vectors`` checkpoint next to its texts), and its task runs only the upper
-layers per user. A behaviour shared by many users, shards or nights is
-encoded once per model. A backfill reaches here with only the users whose
-text (and so history) changed, so it re-runs the upper layers for those alone.
+manifest), then goes through the staged user shards one at a time: it
+encodes with the frozen lower layers only the distinct behaviours of the
+shard's users that neither the store nor an earlier shard holds, and writes
+those into the transaction (a file per shard; compaction merges them), so
+the next run of the same model finds them too. Each user shard is handed
+exactly the vectors its users' sequences hold (a ``.vectors`` checkpoint
+next to its texts), and its task runs only the upper layers per user. A
+behaviour shared by many users, shards or nights is encoded once per model.
+A backfill reaches here with only the users whose text (and so history)
+changed, so it re-runs the upper layers for those alone.
 """
 
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from pydantic import BaseModel
 
@@ -59,12 +61,14 @@ def _matrix(table: pa.Table) -> dict[str, np.ndarray]:
     return dict(zip(table["key"].to_pylist(), rows, strict=True))
 
 
-def _table(keys: list[str], vectors: Mapping[str, np.ndarray], dim: int) -> pa.Table:
-    flat = np.stack([vectors[key] for key in keys]) if keys else np.zeros((0, dim), np.float32)
+def _table(keys: list[str], vectors: np.ndarray) -> pa.Table:
+    """(key, vector) rows of ``vectors`` ((len(keys), dim) float32)."""
     return pa.table(
         {
             "key": pa.array(keys, pa.string()),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat.reshape(-1)), dim),
+            "vector": pa.FixedSizeListArray.from_arrays(
+                pa.array(np.ascontiguousarray(vectors, np.float32).reshape(-1)), vectors.shape[1]
+            ),
         }
     )
 
@@ -83,28 +87,39 @@ def stage_run_behaviours(
 def stage_behaviours(
     config: Config, txn: Transaction, checkpoints: Checkpoints, keys: list[str]
 ) -> BehaviourCounts:
-    """Encode the behaviours of the staged user shards ``keys`` new to this model; stage each
-    shard's vectors; write the new ones into ``txn``."""
+    """Shard by shard, encode the behaviours of the staged user shards ``keys`` that neither
+    the store nor an earlier shard holds, write them into ``txn`` and stage each shard's vectors.
+
+    The driver holds one shard's users at a time; the vectors it holds are the model's
+    distinct behaviours as one Arrow table, which grows with the catalogue, not with users.
+    """
     if not keys:
         return BehaviourCounts()
     runner = loaded_bahe(config, txn.model.version)
-    users = {key: _users(checkpoints.texts(key)) for key in keys}
-    known = _matrix(read_behaviours(txn.store, txn.base, txn.model.version))
-    dim = runner.marc.backbone.hidden_size
-    with runner.lock:
-        everyone = [user for shard in users.values() for user in shard]
-        wanted = runner.bahe.needed(everyone)
-        fresh = runner.bahe.needed(everyone, known)
-        computed = runner.bahe.encode_behaviours(fresh, config.encode.token_budget)
-        per_shard = {key: behaviour_keys(runner.bahe.needed(users[key])) for key in keys}
-    encoded = {key: vector.float().cpu().numpy() for key, vector in computed.items()}
-    if encoded:
-        txn.write_behaviours(list(encoded), np.stack(list(encoded.values())))
-    vectors = {**known, **encoded}
+    stored = read_behaviours(txn.store, txn.base, txn.model.version).combine_chunks()
+    held = stored
+    reused = np.zeros(stored.num_rows, dtype=bool)
+    encoded = 0
     for key in keys:
-        checkpoints.stage_vectors(key, _table(per_shard[key], vectors, dim))
+        with runner.lock:
+            texts = runner.bahe.needed(_users(checkpoints.texts(key)))
+        wanted = pa.array(behaviour_keys(texts), pa.string())
+        found = pc.is_in(wanted, value_set=held["key"]).to_numpy(zero_copy_only=False)
+        fresh = [text for text, hit in zip(texts, found, strict=True) if not hit]
+        if fresh:
+            with runner.lock:
+                computed = runner.bahe.encode_behaviours(fresh, config.encode.token_budget)
+            vectors = torch.stack(list(computed.values())).float().cpu().numpy()
+            txn.write_behaviours(list(computed), vectors)
+            new = _table(list(computed), vectors)
+            held = pa.concat_tables([held, new.cast(held.schema)]) if held.num_rows else new
+            held = held.combine_chunks()
+            encoded += len(fresh)
+        from_store = pc.index_in(wanted, value_set=stored["key"]).drop_null()
+        reused[from_store.to_numpy(zero_copy_only=False)] = True
+        checkpoints.stage_vectors(key, held.take(pc.index_in(wanted, value_set=held["key"])))
     return BehaviourCounts(
-        distinct=len(wanted), reused=len(wanted) - len(fresh), encoded=len(fresh)
+        distinct=int(reused.sum()) + encoded, reused=int(reused.sum()), encoded=encoded
     )
 
 

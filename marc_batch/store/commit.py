@@ -91,6 +91,7 @@ class Transaction:
         self.deleted: dict[str, list[pa.Array]] = {}
         self._indexes: list[IndexFile] = []
         self._behaviours: list[BehaviourFile] = []
+        self._replaced_behaviours: set[str] = set()
         if mode == "incremental":
             self._check_compatible(self.base)
 
@@ -198,6 +199,11 @@ class Transaction:
         entry = write_behaviour_file(self.store.backend, self.model.version, keys, vectors)
         self._behaviours.append(entry)
         return entry
+
+    def replace_behaviours(self, replaced: Sequence[BehaviourFile]) -> None:
+        """Stop carrying the parent's files ``replaced``: their vectors were written again
+        into this transaction (a compaction merging many small files into few)."""
+        self._replaced_behaviours.update(entry.path for entry in replaced)
 
     def _check_indexes(self, indexes: Sequence[IndexFile]) -> list[IndexFile]:
         """Indexes a manifest may list: written by this transaction, or inherited from its base.
@@ -325,7 +331,12 @@ class Transaction:
         inherited = parent.files if parent is not None and self.mode == "incremental" else []
         mine = [f.model_copy(update={"sequence": version}) for f in change.files]
         same_model = parent is not None and parent.model.version == self.model.version
-        behaviours = [*(parent.behaviours if same_model else []), *self._behaviours]
+        carried = [
+            entry
+            for entry in (parent.behaviours if same_model else [])
+            if entry.path not in self._replaced_behaviours
+        ]
+        behaviours = [*carried, *self._behaviours]
         return Manifest(
             snapshot_id=new_snapshot_id(),
             version=version,

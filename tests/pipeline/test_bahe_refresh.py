@@ -23,6 +23,7 @@ from marc_batch.pipeline.backfill import backfill
 from marc_batch.pipeline.refresh import refresh
 from marc_batch.pipeline.shards import ShardJob, encode_job
 from marc_batch.store import Store, open_snapshot
+from marc_batch.store.compact import compact
 from marc_batch.store.validate import validate
 from tests.model.conftest import SIZES, word_tokenizer
 from tests.tiny import USERS, write_catalogue
@@ -123,6 +124,7 @@ def test_refreshes_encode_only_behaviours_new_to_the_model(trained: Config) -> N
     assert counts is not None and counts.encoded == counts.distinct > 0 and counts.reused == 0
     store = Store(trained.store)
     assert validate(store, store.head()) == []
+    first_files = {entry.path for entry in store.head().behaviours}
     before = user_vectors(trained)
 
     again = refresh(trained)
@@ -136,10 +138,18 @@ def test_refreshes_encode_only_behaviours_new_to_the_model(trained: Config) -> N
     changed = refresh(trained)
     assert 0 < changed.behaviours.encoded < changed.behaviours.distinct
     assert changed.behaviours.reused == changed.behaviours.distinct - changed.behaviours.encoded
-    assert len(store.head().behaviours) == 2  # the first run's file and this run's
+    assert first_files < {entry.path for entry in store.head().behaviours}  # and this run's
     moved = user_vectors(trained)
     untouched = [u for u in before if np.allclose(moved[u], before[u], atol=1e-6)]
     assert 0 < len(untouched) < USERS
+
+    # Compaction merges the files; the next refresh still finds every behaviour.
+    assert len(compact(store).behaviours) == 1
+    merged = refresh(trained).behaviours
+    assert merged.encoded == 0 and merged.reused == changed.behaviours.distinct
+    last = user_vectors(trained)
+    for user, vector in moved.items():
+        np.testing.assert_allclose(last[user], vector, atol=1e-6)
 
 
 def test_a_backfill_reruns_the_upper_layers_only_for_changed_histories(trained: Config) -> None:
@@ -159,7 +169,7 @@ def test_a_backfill_reruns_the_upper_layers_only_for_changed_histories(trained: 
 def test_a_tampered_cache_file_is_refused(trained: Config) -> None:
     refresh(trained)
     store = Store(trained.store)
-    (entry,) = store.head().behaviours
+    entry = store.head().behaviours[0]
     data = bytearray(store.backend.read_bytes(entry.path))
     data[-20] ^= 0x01
     store.backend.delete(entry.path)

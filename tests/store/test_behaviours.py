@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 
 from marc_batch.errors import CorruptFile
+from marc_batch.pipeline.publish import promote_new
 from marc_batch.store import Store, Transaction
 from marc_batch.store.behaviours import read_behaviours
+from marc_batch.store.compact import compact
 from marc_batch.store.gc import collect_garbage
 from marc_batch.store.validate import validate
 from tests.publishing import committed
@@ -65,3 +67,24 @@ def test_gc_keeps_listed_vector_files_and_deletes_orphans(store: Store) -> None:
     assert kept.path not in report.deleted_files
     assert [p for p in report.deleted_files if p.startswith("behaviours/")]
     assert sorted(cached(store, "m2")) == ["y"]
+
+
+def test_compaction_merges_the_files_with_each_key_once(store: Store) -> None:
+    first, _ = commit(store, "m1", ["x", "y"], 0)
+    second, _ = commit(store, "m1", ["z", "x"], 1)  # "x" again: a duplicate a merge must drop
+    before = store.head().behaviours
+    assert len(before) == 2
+
+    compacted = compact(store, "latest")
+    promote_new(store, compacted, "latest")
+    (merged,) = compacted.behaviours
+    assert merged.path not in {entry.path for entry in before} and merged.rows == 3
+    found = cached(store, "m1")
+    assert sorted(found) == ["x", "y", "z"]
+    np.testing.assert_array_equal(found["x"], first[0])  # the first written is kept
+    np.testing.assert_array_equal(found["z"], second[0])
+    assert validate(store, compacted) == []
+
+    report = collect_garbage(store, keep=1, grace_seconds=0)
+    assert {entry.path for entry in before} <= set(report.deleted_files)
+    assert sorted(cached(store, "m1")) == ["x", "y", "z"]
