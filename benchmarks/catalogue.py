@@ -192,7 +192,7 @@ def config_for(
         sources.update({n: {"format": "parquet", "path": str(paths[n])} for n in TABLES})
     return Config(
         sources=sources,
-        model={"registry": str(registry)},
+        model={"registry": str(registry), **sections.pop("model", {})},
         store={"root": str(store), "shards": shards, **sections.pop("store", {})},
         **sections,
     )

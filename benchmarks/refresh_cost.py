@@ -58,6 +58,7 @@ def run_refresh(config: Config) -> dict:
             for entity, e in report.encode.items()
         },
         "index": report.indexes["item"].factory,
+        "behaviours": report.behaviours.model_dump() if report.behaviours else None,
         "phases": tracer.figures(),
         "rss_start_mib": round(rss_start),
         "peak_rss_mib": round(peak_rss_mib()),

@@ -76,6 +76,13 @@ def steps(mode: str, out: Path, work: Path) -> list[Step]:
             "benchmarks.bahe_throughput",
             ["--quick", "--repeats", "1", "--max-length", "64"] if quick else ["--repeats", "2"],
         ),
+        Step(
+            "bahe_users",
+            "benchmarks.bahe_users",
+            ["--users", "100", "--items", "1000", "--text-max", "0", "--inline"]
+            if quick
+            else ["--users", "10000", "100000", "--text-max", "100000", "--work", f"{work}/bahe"],
+        ),
         Step("validate_1m", "benchmarks.validate_1m", ["--rows", rows, "--peer-rows", "10000"]),
         Step(
             "store_1m",

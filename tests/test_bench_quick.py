@@ -18,6 +18,7 @@ WRITTEN = (
     "faiss_1m",
     "encoder_throughput",
     "bahe_throughput",
+    "bahe_users",
     "validate_1m",
     "store_1m",
     "history_1m",

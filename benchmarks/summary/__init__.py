@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks.summary import figures, pipeline, versions
+from benchmarks.summary import bahe, figures, pipeline, versions
 from benchmarks.summary.table import Part, Row, Table, anchor, markdown
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -47,13 +47,24 @@ class Section:
 
 SECTIONS: list[Section] = [
     Section(("encoder_throughput.json",), figures.encoder),
-    Section(("bahe_throughput.json",), figures.bahe),
+    Section(("bahe_throughput.json",), bahe.throughput),
+    Section(("bahe_users.json",), bahe.users),
     Section(("refresh_cost.json",), pipeline.refresh_cost),
     Section(("scaling.json", "refresh_cost.json"), pipeline.scaling),
     Section(("storage.json",), figures.storage),
     Section(("faiss_1m.json",), figures.faiss),
     Section(("ml100k-minilm-k64/report.json",), figures.quality, committed=True),
     Section(("ml100k-minilm-k32/report.json",), figures.quality, committed=True),
+    Section(
+        (
+            *(f"bahe-quality/bahe-seed{seed}/report.json" for seed in range(3)),
+            # Text users, seed 0: the committed lift evaluation of the same recipe.
+            "ml100k-minilm-k64-lift/report.json",
+            *(f"bahe-quality/text-seed{seed}/report.json" for seed in (1, 2)),
+        ),
+        bahe.quality,
+        committed=True,
+    ),
     Section(("validate_1m.json",), figures.validate),
     Section(("store_1m.json",), figures.store),
     Section(("store_1m_float16.json",), figures.store),

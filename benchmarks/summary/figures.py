@@ -1,5 +1,7 @@
 """Rows of the benchmarks that measure one component: encoders, storage, FAISS, quality, store.
 
+BAHE's figures are in ``bahe``.
+
 Labels say what was compared; descriptions the JSON records as prose (the
 model, the vectors, the queries) are quoted whole under Sources, never
 taken apart here.
@@ -9,18 +11,10 @@ from benchmarks import gpu_report
 from benchmarks.summary.table import Goal, Part, Row, Table, percent, seconds, share
 
 SPEEDUP = Goal(">=", 1.3, "speedup >= 1.3")
-BAHE_SPEEDUP = Goal(">=", 4.0, "speedup >= 4")
 RECALL = Goal(">=", 0.95, ">= 0.95")
 # Methods MARC is compared with, and those among them that read the final layer.
 BASELINES = ("pca-final", "pca-best-mid", "proj-final", "marc-no-info")
 FINAL_LAYER = ("pca-final", "proj-final")
-# BAHE's sides in bahe_throughput.json, as the summary names them.
-BAHE_SIDES = {
-    "peer": "`SentenceTransformer.encode` on the user texts",
-    "text": "MARC, text users (`EncoderRuntime`)",
-    "bahe_cold": "MARC, BAHE users, no stored behaviour vectors (a new model's first refresh)",
-    "bahe_warm": "MARC, BAHE users, every behaviour vector stored (the next nightly refresh)",
-}
 
 
 def encoder(data: dict) -> Part:
@@ -55,47 +49,6 @@ def encoder(data: dict) -> Part:
     ]
     title = f"Encoder throughput per entity ({data['model']}; peer: {data['peer']})"
     return Part([row], [Table(title, header, rows)])
-
-
-def bahe(data: dict) -> Part:
-    """BAHE users against sentence-transformers on the user texts, cold and warm."""
-    sides, users = data["sides"], data["users"]
-    peer = sides["peer"]
-    rows = [
-        Row(
-            f"BAHE user encoding, speedup (peer time / ours), {state}: ML-100K users, MiniLM "
-            f"({users:,} users)",
-            f"{seconds(sides[name]['seconds'])} ({sides[name]['users_per_second']} users/s)",
-            f"{seconds(peer['seconds'])} (sentence-transformers, "
-            f"{peer['users_per_second']} users/s)",
-            sides[name]["speedup_over_peer"],
-            2,
-            BAHE_SPEEDUP,
-            data["machine"],
-            topic="BAHE user throughput",
-        )
-        for name, state in (
-            ("bahe_cold", "cold (no stored behaviour vectors)"),
-            ("bahe_warm", "warm (every behaviour vector stored)"),
-        )
-    ]
-    text = sides["text"]["seconds"]
-    header = ["users encoded by", "seconds", "users/s", "speedup over peer", "over text users"]
-    cells = [
-        [
-            label,
-            seconds(sides[name]["seconds"]),
-            f"{sides[name]['users_per_second']}",
-            f"{sides[name]['speedup_over_peer']:.2f}",
-            f"{text / sides[name]['seconds']:.2f}",
-        ]
-        for name, label in BAHE_SIDES.items()
-    ]
-    title = (
-        f"User encoding, {users:,} ML-100K users ({data['distinct_behaviours']:,} distinct "
-        f"behaviours, {data['bahe_sequence_positions']:,} BAHE sequence positions)"
-    )
-    return Part(rows, [Table(title, header, cells)])
 
 
 def storage(data: dict) -> Part:
