@@ -158,14 +158,20 @@ class BaheUserEncoder:
         return states
 
     def _plan(self, users: Sequence[UserBehaviours]) -> list[tuple[int, tuple[str, ...]]]:
-        """Per user, the profile's token count and the newest behaviours that fit beside it."""
+        """Per user, the profile's token count and the newest behaviours that fit beside it.
+
+        Each distinct profile is tokenised once: profiles repeat across users
+        (age, gender, occupation), so this is a handful of texts, not one per user.
+        """
         if not users:
             return []
-        profiles = [user.profile for user in users]
+        profiles = list(dict.fromkeys(user.profile for user in users))
         ids = self.backbone.tokenizer(profiles, truncation=True, max_length=self.max_length)
+        rows = ids["input_ids"]
+        lengths = {profile: len(row) for profile, row in zip(profiles, rows, strict=True)}
         return [
-            (len(row), user.behaviours[: self.max_length - len(row)])
-            for user, row in zip(users, ids["input_ids"], strict=True)
+            (lengths[user.profile], user.behaviours[: self.max_length - lengths[user.profile]])
+            for user in users
         ]
 
     def sequence_lengths(self, users: Sequence[UserBehaviours]) -> list[int]:
@@ -191,9 +197,13 @@ class BaheUserEncoder:
         are constants of the frozen layers.
         """
         profiles = self._profile_states([user.profile for user in users], batch_tokens)
+        plan = self._plan(users)
+        # Every kept behaviour's key in one vectorised call, then each user's slice of them.
+        keys = behaviour_keys([text for _, kept in plan for text in kept])
+        ends = np.cumsum([len(kept) for _, kept in plan])
         rows = [
-            self._sequence(profiles[user.profile], kept, vectors)
-            for user, (_, kept) in zip(users, self._plan(users), strict=True)
+            self._sequence(profiles[user.profile], kept, keys[end - len(kept) : end], vectors)
+            for user, (_, kept), end in zip(users, plan, ends, strict=True)
         ]
         states = pad_sequence(rows, batch_first=True)
         lengths = torch.tensor([len(row) for row in rows], device=states.device)
@@ -204,9 +214,12 @@ class BaheUserEncoder:
         return hidden, mask
 
     def _sequence(
-        self, profile: torch.Tensor, kept: tuple[str, ...], vectors: Mapping[str, torch.Tensor]
+        self,
+        profile: torch.Tensor,
+        kept: tuple[str, ...],
+        keys: list[str],
+        vectors: Mapping[str, torch.Tensor],
     ) -> torch.Tensor:
-        keys = behaviour_keys(kept)
         missing = [text for text, key in zip(kept, keys, strict=True) if key not in vectors]
         if missing:
             raise KeyError(f"no vector for {len(missing)} behaviour(s), e.g. {missing[0]!r}")
