@@ -53,6 +53,12 @@ SECTIONS: list[Section] = [
     Section(("scaling.json", "refresh_cost.json"), pipeline.scaling),
     Section(("storage.json",), figures.storage),
     Section(("faiss_1m.json",), figures.faiss),
+    Section(("ml100k-minilm-k64-lift/report.json",), figures.lift, committed=True),
+    Section(
+        ("ml100k-minilm-k64-lift/all-rows-encoder/report.json",),
+        partial(figures.lift, label=", encoder trained on every training row"),
+        committed=True,
+    ),
     Section(("ml100k-minilm-k64/report.json",), figures.quality, committed=True),
     Section(("ml100k-minilm-k32/report.json",), figures.quality, committed=True),
     Section(

@@ -142,6 +142,58 @@ def quality(report: dict) -> Part:
     return Part(rows, [Table(title, ["method", "test AUC", "std"], auc)])
 
 
+def lift(report: dict, label: str = "") -> Part:
+    """MARC's z as features of the id-based DCN-V2: its gain over the id model, in seed stds, and
+    against the best baseline, per protocol (``report['lift']``). ``label`` names the encoder."""
+    k, rows, tables = report["k"], [], []
+    for protocol, figures in report["lift"].items():
+        base, methods = figures["baseline"], figures["methods"]
+        marc = methods["marc"]
+        where = f"ML-100K, MiniLM, k = {k}, {protocol} protocol{label}"
+        rows.append(
+            Row(
+                f"Lift: MARC's test AUC gain over the id model / its seed std ({where})",
+                f"+{marc['auc_gain_mean']:.4f} ± {marc['auc_gain_std']:.4f}",
+                f"{base['auc_mean']:.4f} (id model)",
+                marc["auc_gain_mean"] / marc["auc_gain_std"],
+                1,
+                Goal(">=", 2.0, "gain >= 2 std"),
+                topic="Lift",
+            )
+        )
+        peers = [name for name in methods if name != "marc"]
+        best = max(peers, key=lambda name: methods[name]["auc_gain_mean"])
+        rows.append(
+            Row(
+                f"Lift: MARC's gain / best baseline's (`{best}`) ({where}; baselines run: "
+                f"{', '.join(peers)})",
+                f"+{marc['auc_gain_mean']:.4f}",
+                f"+{methods[best]['auc_gain_mean']:.4f}",
+                marc["auc_gain_mean"] / methods[best]["auc_gain_mean"],
+                2,
+                Goal(">=", 1.0, ">= best baseline"),
+                topic="Lift",
+            )
+        )
+        cells = [["ids + side (baseline)", f"{base['auc_mean']:.4f} ± {base['auc_std']:.4f}"]]
+        cells[0] += ["-", "-", f"{base['valid_auc_mean']:.4f}"]
+        cells += [
+            [
+                f"+ `{name}` z",
+                f"{m['auc_mean']:.4f} ± {m['auc_std']:.4f}",
+                f"+{m['auc_gain_mean']:.4f} ± {m['auc_gain_std']:.4f}",
+                f"{m['rela_impr_mean']:+.2f}%",
+                f"{m['valid_auc_mean']:.4f}",
+            ]
+            for name, m in methods.items()
+        ]
+        seeds = ", ".join(str(seed) for seed in report["seeds"])
+        title = f"Lift in an id-based DCN-V2 ({where}; CTR seeds {seeds})"
+        header = ["features", "test AUC", "AUC gain", "RelaImpr", "valid AUC"]
+        tables.append(Table(title, header, cells))
+    return Part(rows, tables)
+
+
 def validate(data: dict) -> Part:
     """Vectorised validation against per-row pydantic; the goal is on our own seconds."""
     goal = data["goal_seconds"]
