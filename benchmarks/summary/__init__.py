@@ -62,11 +62,10 @@ SECTIONS: list[Section] = [
     Section(("ml100k-minilm-k64/report.json",), figures.quality, committed=True),
     Section(("ml100k-minilm-k32/report.json",), figures.quality, committed=True),
     Section(
-        (
-            *(f"bahe-quality/bahe-seed{seed}/report.json" for seed in range(3)),
-            # Text users, seed 0: the committed lift evaluation of the same recipe.
-            "ml100k-minilm-k64-lift/report.json",
-            *(f"bahe-quality/text-seed{seed}/report.json" for seed in (1, 2)),
+        tuple(
+            f"bahe-quality/{encoder}-seed{seed}/report.json"
+            for encoder in ("bahe", "text")
+            for seed in range(3)
         ),
         bahe.quality,
         committed=True,
