@@ -12,6 +12,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -50,9 +51,18 @@ def machine() -> str:
     return f"{model}, {cores} cores, {memory:.0f} GiB, {gpu()}, load {load:.1f} at start"
 
 
+def _portable(arg: str) -> str:
+    """``arg`` with a path inside the repository made relative to it, a temporary one under
+    ``$TMPDIR``: a committed result never names a directory of the machine it ran on."""
+    for root, shown in ((str(ROOT) + os.sep, ""), (tempfile.gettempdir() + os.sep, "$TMPDIR/")):
+        arg = arg.replace(root, shown)
+    return arg
+
+
 def command(module: str, argv: list[str] | None = None) -> str:
     """``python -m module args``, as one would type it from the repository root."""
-    return shlex.join(["python", "-m", module, *(sys.argv[1:] if argv is None else argv)])
+    args = sys.argv[1:] if argv is None else argv
+    return shlex.join(["python", "-m", module, *(_portable(str(arg)) for arg in args)])
 
 
 def save(path: Path | None, figures: dict[str, Any]) -> None:
