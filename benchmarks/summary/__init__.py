@@ -48,7 +48,7 @@ class Section:
 SECTIONS: list[Section] = [
     Section(("encoder_throughput.json",), figures.encoder),
     Section(("bahe_throughput.json",), bahe.throughput),
-    Section(("bahe_users.json",), bahe.users),
+    Section(("bahe_users.json", "bahe_users_1m.json"), bahe.users),
     Section(("refresh_cost.json",), pipeline.refresh_cost),
     Section(("scaling.json", "refresh_cost.json"), pipeline.scaling),
     Section(("storage.json",), figures.storage),
