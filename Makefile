@@ -36,7 +36,7 @@ test: lint
 schemas: install
 	$(BIN)/marc-batch schemas
 
-# Every benchmark (about 45 min on the 2-core CPU): benchmarks/results/*.json and summary.md.
+# Every benchmark (about 60 min on the 2-core CPU): benchmarks/results/*.json and summary.md.
 # BENCH_MODE=slow also retrains for the quality table (about 70 min more).
 bench: install
 	$(BIN)/python -m benchmarks.run
