@@ -31,8 +31,8 @@ from marc_batch.model.registry import Registry
 from marc_batch.tracing import traced
 
 _lock = threading.Lock()
-_loaded: dict[tuple[str, str, str], MarcEncoder] = {}
-_bahe: dict[tuple[str, str, str], "BaheRunner"] = {}
+_loaded: dict[tuple[str, str, str, bool], MarcEncoder] = {}
+_bahe: dict[tuple[str, str, str, bool], "BaheRunner"] = {}
 
 
 @dataclass
@@ -50,9 +50,11 @@ def _sharing_weights(encoder: MarcEncoder) -> MarcEncoder:
     return copy.deepcopy(encoder, {id(tensor): tensor for tensor in tensors})
 
 
-def _key(config: Config, version: str) -> tuple[tuple[str, str, str], torch.device]:
+def _key(config: Config, version: str) -> tuple[tuple[str, str, str, bool], torch.device]:
+    """What a loaded encoder is cached under: a compiled one is not the same as a plain one."""
     device = resolve_device(config.encode.device)
-    return (str(Path(config.model.registry).resolve()), version, str(device)), device
+    registry = str(Path(config.model.registry).resolve())
+    return (registry, version, str(device), config.encode.compile), device
 
 
 def loaded_encoder(config: Config, version: str) -> tuple[MarcEncoder, torch.device]:

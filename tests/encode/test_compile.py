@@ -12,9 +12,10 @@ def test_encode_compile_on_a_cpu_is_a_one_line_config_error(tmp_path: Path, regi
     """torch.compile is measured and supported on CUDA only (benchmarks/GPU.md); on a CPU
     the setting is refused rather than silently ignored or left to compile for minutes."""
     config = config_for(tmp_path, registry).model_copy(deep=True)
-    config.encode.compile = True
     config.encode.device = "cpu"
     version = Registry(registry).current()
+    loaded_encoder(config, version)  # cached uncompiled: the compiled one is another entry
+    config.encode.compile = True
     with pytest.raises(ConfigError, match=r"encode\.compile needs a CUDA device") as raised:
         loaded_encoder(config, version)
     assert "\n" not in str(raised.value)
