@@ -56,19 +56,34 @@ def next_night(paths: dict[str, Path], users: int, items: int, root: Path) -> di
     return {**paths, "interactions": path}
 
 
-def user_phase(refresh: dict) -> float:
+def user_phase(figures: dict) -> float:
     """Seconds of the user phase: the behaviour step in the driver plus the user shards."""
-    staged = refresh["phases"].get("stage_behaviours", {}).get("seconds", 0.0)
-    return staged + refresh["encode"]["user"]["seconds"]
+    staged = figures["phases"].get("stage_behaviours", {}).get("seconds", 0.0)
+    return staged + figures["encode"]["user"]["seconds"]
 
 
-def run(config_path: Path, inline: bool) -> dict:
-    refresh = child(CHILD, "--child", "refresh", "--config", config_path, inline=inline)
-    seconds = user_phase(refresh)
+def refresh(
+    root: Path, name: str, sources: dict[str, Path], registries: dict[str, Path], inline: bool
+) -> dict:
+    """Refresh ``sources`` in a fresh process with the encoder ``name`` starts with, into that
+    encoder's store under ``root`` (the next night's BAHE run finds the first night's there)."""
+    encoder = name.split("_")[0]
+    config = config_for(
+        sources,
+        registries[encoder],
+        root / f"store-{encoder}",
+        encode={"threads": 1},
+        model={"user_encoder": encoder},
+    )
+    config_path = root / f"{name}.json"
+    config_path.write_text(config.model_dump_json())
+    figures = child(CHILD, "--child", "refresh", "--config", config_path, inline=inline)
+    seconds = user_phase(figures)
+    print(root.name, name, round(seconds, 1), file=sys.stderr, flush=True)
     return {
-        "refresh": refresh,
+        "refresh": figures,
         "user_phase_seconds": round(seconds, 3),
-        "user_phase_ms_per_user": round(1000 * seconds / refresh["rows"]["user"], 4),
+        "user_phase_ms_per_user": round(1000 * seconds / figures["rows"]["user"], 4),
     }
 
 
@@ -94,23 +109,13 @@ def main(argv: list[str] | None = None) -> dict:
     for users in args.users:
         root = work / str(users)
         paths = write_catalogue(root / "catalogue", args.items, users)
-        result = {}
-        nights = {"bahe": paths, "text": paths, "bahe_next_night": None}
-        for name, sources in nights.items():
-            encoder = name.split("_")[0]
-            if encoder == "text" and users > args.text_max:
-                continue
-            if sources is None:
-                sources = next_night(paths, users, args.items, root / "next-night")
-            store = root / f"store-{encoder}"
-            model = {"user_encoder": encoder}
-            config = config_for(
-                sources, registries[encoder], store, encode={"threads": 1}, model=model
-            )
-            config_path = root / f"{name}.json"
-            config_path.write_text(config.model_dump_json())
-            result[name] = run(config_path, args.inline)
-            print(users, name, result[name]["user_phase_seconds"], file=sys.stderr, flush=True)
+        result = {"bahe": refresh(root, "bahe", paths, registries, args.inline)}
+        if users <= args.text_max:
+            result["text"] = refresh(root, "text", paths, registries, args.inline)
+        tomorrow = next_night(paths, users, args.items, root / "next-night")
+        result["bahe_next_night"] = refresh(
+            root, "bahe_next_night", tomorrow, registries, args.inline
+        )
         counts = result["bahe_next_night"]["refresh"]["behaviours"]
         result["next_night_cache_share"] = round(counts["reused"] / counts["distinct"], 4)
         if "text" in result:
