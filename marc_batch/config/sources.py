@@ -67,6 +67,17 @@ class SourcesConfig(BaseModel):
         0.05, ge=0.0, le=1.0, description="A table with more quarantined rows fails the run."
     )
     positive_rating: float = Field(4.0, description="Ratings at or above this are a click.")
+    part_rows: int = Field(
+        500_000,
+        ge=1_000,
+        description="Ingestion validates and renders about this many rows of a table at a time "
+        "at most: a larger shard is cut into parts by the same stable hash.",
+    )
+    memory_limit: str = Field(
+        "512MB",
+        description="DuckDB's working memory while it splits the whole interaction log; past "
+        "it, DuckDB spills to the run's working directory.",
+    )
     split: SplitConfig = Field(default_factory=SplitConfig)
 
     @model_validator(mode="after")

@@ -1,18 +1,21 @@
-"""Ingestion by shard: the same validation, split and texts, one shard of the catalogue at a time.
+"""Ingestion by shard: the same validation, split and texts, one part of the catalogue at a time.
 
 A refresh of tens of millions of rows cannot hold its catalogue in memory.
-So the sources are first partitioned by the stable shard hash of each row's
-key (an item's or user's id, an interaction's user) into one Parquet file
-per shard in a local working directory, each row keeping its source row
-number. A duplicate id, a user and their interactions all land in one
-shard, so each shard is then validated, de-duplicated and rendered on its
-own with exactly the rules of :func:`marc_batch.data.ingest.ingest`. Only
-two steps look across shards, and DuckDB does both over the files: an
-interaction's item must be an accepted item of any shard, and the train /
-validation / test split (the global temporal one orders the whole log).
-Each shard's texts are left in the working directory for the run to stage;
-the quarantine files are written shard by shard, and the error budget is
-applied per table once every shard is counted, as before.
+So the sources are first partitioned by the stable hash of each row's key
+(an item's or user's id, an interaction's user) into Parquet files in a
+local working directory, one per shard, cut into parts of at most about
+``sources.part_rows`` rows where a shard is larger (:mod:`marc_batch.data.partition`);
+each row keeps its source row number. A duplicate id, a user and their
+interactions all land in one part, so each part is then validated,
+de-duplicated and rendered on its own with exactly the rules of
+:func:`marc_batch.data.ingest.ingest`, and memory follows the part, not the
+catalogue. Only two steps look across parts, and DuckDB does both over the
+files: an interaction's item must be an accepted item of any shard, and the
+train / validation / test split (the global temporal one orders the whole
+log, within ``sources.memory_limit``, spilling past it). Each part's texts
+are left in the working directory for the run to stage; the quarantine
+files are written part by part, and the error budget is applied per table
+once every part is counted, as before.
 """
 
 import tempfile
@@ -22,7 +25,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -39,6 +41,7 @@ from marc_batch.data.ingest import (
     new_run_id,
     raw_tables,
 )
+from marc_batch.data.partition import cut, partition, parts_for, read_part, shard_rows
 from marc_batch.data.quarantine import malformed_entries
 from marc_batch.data.sources import MalformedRow
 from marc_batch.data.specs import EntitySpec
@@ -51,65 +54,10 @@ from marc_batch.data.validate import (
     reason_counts,
     validate,
 )
-from marc_batch.encode.shards import shard_of
 from marc_batch.entities import Entity
 from marc_batch.store.backends import open_backend
 from marc_batch.store.paths import check_run_id
-from marc_batch.tracing import traced
-
-SOURCE_ROW = "__marc_batch_source_row"
-BATCH_ROWS = 65_536
-
-
-def _shards_of(key: pa.ChunkedArray | pa.Array, shards: int) -> np.ndarray:
-    """The shard of each raw key, computed on the id it will validate to.
-
-    Text keys are hashed as the string they decode to and integer keys as
-    their decimal string, so the shard is that of the accepted id; an
-    undecodable or missing key (quarantined whatever its shard) hashes as
-    whatever it decodes to with replacement characters, or as "".
-    """
-    values = [
-        v.decode("utf-8", "replace") if isinstance(v, bytes) else "" if v is None else str(v)
-        for v in key.to_pylist()
-    ]
-    return shard_of(values, shards)
-
-
-def _partition(pieces: Iterator[pa.Table], key: str, shards: int, directory: Path) -> None:
-    """Write the rows of ``pieces`` into one file per shard of ``key``, with their source rows.
-
-    Batch by batch: each batch is ordered by shard (stably, so rows keep
-    their source order within a shard) and cut into runs, one per shard.
-    """
-    directory.mkdir(parents=True)
-    writers: list[pq.ParquetWriter] = []
-    seen = 0
-    try:
-        for piece in pieces:
-            numbers = pa.array(np.arange(seen, seen + piece.num_rows, dtype=np.int64))
-            table = piece.append_column(SOURCE_ROW, numbers)
-            seen += piece.num_rows
-            if not writers:
-                writers = [
-                    pq.ParquetWriter(directory / f"{s}.parquet", table.schema)
-                    for s in range(shards)
-                ]
-            for batch in table.to_batches(BATCH_ROWS):
-                assignment = (
-                    _shards_of(batch[key], shards)
-                    if key in batch.schema.names
-                    else np.zeros(batch.num_rows, np.int32)  # refused as a missing column anyway
-                )
-                order = np.argsort(assignment, kind="stable")
-                bounds = np.searchsorted(assignment[order], np.arange(shards + 1))
-                ordered = batch.take(pa.array(order))
-                for s in range(shards):
-                    if bounds[s + 1] > bounds[s]:
-                        writers[s].write_batch(ordered.slice(bounds[s], bounds[s + 1] - bounds[s]))
-    finally:
-        for writer in writers:
-            writer.close()
+from marc_batch.tracing import phase, traced
 
 
 @dataclass
@@ -160,15 +108,32 @@ class _Texts:
 
 @dataclass
 class ShardedCatalogue:
-    """A run's validated catalogue, as one texts file per entity and shard in ``directory``."""
+    """A run's validated catalogue, as texts files per entity, shard and part in ``directory``."""
 
     directory: Path
     shards: int
     report: IngestReport
 
-    def texts(self, entity: Entity, shard: int) -> pa.Table:
-        """The texts of one shard (id, text, text_hash, title), in the order ``ingest`` gives."""
-        return pq.read_table(self.directory / "texts" / entity / f"{shard}.parquet")
+    def parts(self, entity: Entity, shard: int) -> Iterator[pa.Table]:
+        """The texts of one shard (id, text, text_hash, title), a part at a time.
+
+        With one part per shard (up to ``sources.part_rows`` rows) the order is the one
+        ``ingest`` gives.
+        """
+        for path in self._files(entity, shard):
+            yield pq.read_table(path)
+
+    def rows(self, entity: Entity, shard: int) -> int:
+        """How many texts one shard has, from the files' footers."""
+        return sum(pq.ParquetFile(path).metadata.num_rows for path in self._files(entity, shard))
+
+    def _files(self, entity: Entity, shard: int) -> list[Path]:
+        return _parts(self.directory / "texts" / entity / str(shard))
+
+
+def _parts(directory: Path) -> list[Path]:
+    """The part files of one shard, in part order."""
+    return sorted(directory.glob("*.parquet"), key=lambda path: int(path.stem))
 
 
 class _Quarantine:
@@ -194,18 +159,17 @@ class _Quarantine:
         self.writers[table].write_table(entries)
 
 
-def _validate_shard(
+def _validate_part(
     directory: Path,
     spec: EntitySpec,
     shard: int,
+    part: int,
     config: Config,
     known: dict[Entity, pa.Table | ds.Dataset],
 ) -> Validated:
-    """Validate one shard of a table; quarantine entries name the row of the whole source."""
-    # Not read as a dataset: a source may repeat a column name, which validate() refuses.
-    raw = pq.ParquetFile(directory / "raw" / spec.name / f"{shard}.parquet").read()
-    source_rows = raw[SOURCE_ROW]
-    result = validate(raw.drop_columns([SOURCE_ROW]), spec, config.sources.max_text_bytes, known)
+    """Validate one part of a table; quarantine entries name the row of the whole source."""
+    raw, source_rows = read_part(directory / "raw" / spec.name, shard, part)
+    result = validate(raw, spec, config.sources.max_text_bytes, known)
     quarantine = result.quarantine
     position = quarantine.schema.get_field_index("source_row")
     result.quarantine = quarantine.set_column(
@@ -214,101 +178,142 @@ def _validate_shard(
     return result
 
 
-def _accepted(directory: Path, table: str, shard: int) -> Path:
-    return directory / "accepted" / table / f"shard={shard}" / "0.parquet"
+def _accepted(directory: Path, table: str, shard: int | str = "*", part: int | str = "*") -> Path:
+    """Where one part's accepted rows go (hive-style, for DuckDB); a glob of them by default."""
+    return directory / "accepted" / table / f"shard={shard}" / f"part={part}" / "0.parquet"
+
+
+def _every_accepted(directory: Path, table: str) -> ds.Dataset:
+    pattern = _accepted(directory, table)
+    return ds.dataset(sorted(str(p) for p in directory.glob(str(pattern.relative_to(directory)))))
 
 
 def _validate_all(
     directory: Path,
     config: Config,
-    shards: int,
+    parts: dict[str, list[int]],
     quarantine: _Quarantine,
     malformed: dict[str, list[MalformedRow]],
 ) -> dict[str, _Table]:
-    """Validate every shard of every table, items and users before the interactions naming them."""
+    """Validate every part of every table, items and users before the interactions naming them."""
     counts = {spec.name: _Table() for spec in TABLES}
     for spec in TABLES:
         entries = malformed_entries(spec.name, malformed[spec.name])
         quarantine.write(spec.name, entries)
         counts[spec.name].add(entries, 0)
-        for shard in range(shards):
-            # An interaction is in its user's shard; its item may be in any item shard.
-            known = {
-                entity: pq.read_table(_accepted(directory, entity.table, shard), columns=["id"])
-                if entity is Entity.USER
-                else ds.dataset([str(_accepted(directory, entity.table, s)) for s in range(shards)])
-                for entity, _ in spec.references.values()
-            }
-            result = _validate_shard(directory, spec, shard, config, known)
-            quarantine.write(spec.name, result.quarantine)
-            counts[spec.name].add(result.quarantine, result.accepted.num_rows)
-            path = _accepted(directory, spec.name, shard)
-            path.parent.mkdir(parents=True)
-            pq.write_table(result.accepted, path)
+        for shard, count in enumerate(parts[spec.name]):
+            for part in range(count):
+                # An interaction is in its user's part; its item may be in any item shard.
+                known = {
+                    entity: pq.read_table(
+                        _accepted(directory, entity.table, shard, part), columns=["id"]
+                    )
+                    if entity is Entity.USER
+                    else _every_accepted(directory, entity.table)
+                    for entity, _ in spec.references.values()
+                }
+                result = _validate_part(directory, spec, shard, part, config, known)
+                quarantine.write(spec.name, result.quarantine)
+                counts[spec.name].add(result.quarantine, result.accepted.num_rows)
+                path = _accepted(directory, spec.name, shard, part)
+                path.parent.mkdir(parents=True)
+                pq.write_table(result.accepted, path)
     return counts
 
 
-def _render(directory: Path, config: Config, shards: int) -> dict[Entity, _Texts]:
-    """Each shard's item and user texts, written next to its accepted rows.
+def _write_texts(directory: Path, entity: Entity, shard: int, part: int, texts: pa.Table) -> None:
+    path = directory / "texts" / entity / str(shard) / f"{part}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(texts, path)
 
-    A user shard's histories need the items its users rated, from any item
+
+def _render(directory: Path, config: Config, parts: dict[str, list[int]]) -> dict[Entity, _Texts]:
+    """Each part's item and user texts, written next to its accepted rows.
+
+    A user part's histories need the items its users rated, from any item
     shard: only those are read, by a filtered scan of the accepted items.
     """
     figures = {Entity.ITEM: _Texts(), Entity.USER: _Texts()}
-    items = ds.dataset([str(_accepted(directory, "items", s)) for s in range(shards)])
-    for shard in range(shards):
-        split = directory / "split" / f"shard={shard}"
-        interactions = (
-            canonical_types(ds.dataset(split).to_table())
-            if split.is_dir()
-            else _no_interactions(directory)
-        )
-        rated = items.to_table(filter=pc.field("id").isin(pc.unique(interactions["item_id"])))
-        texts = {
-            Entity.ITEM: item_texts(
-                pq.read_table(_accepted(directory, "items", shard)), config.templates
-            ),
-            Entity.USER: user_texts(
-                pq.read_table(_accepted(directory, "users", shard)),
+    for shard, count in enumerate(parts["items"]):
+        for part in range(count):
+            accepted = pq.read_table(_accepted(directory, "items", shard, part))
+            texts = item_texts(accepted, config.templates)
+            figures[Entity.ITEM].add(texts)
+            _write_texts(directory, Entity.ITEM, shard, part, texts)
+    items = _every_accepted(directory, "items")
+    for shard, count in enumerate(parts["users"]):
+        for part in range(count):
+            split = directory / "split" / f"shard={shard}" / f"part={part}"
+            interactions = (
+                canonical_types(ds.dataset(split).to_table())
+                if split.is_dir()
+                else _no_interactions(directory)
+            )
+            rated = items.to_table(filter=pc.field("id").isin(pc.unique(interactions["item_id"])))
+            texts = user_texts(
+                pq.read_table(_accepted(directory, "users", shard, part)),
                 interactions,
                 rated,
                 config.templates,
                 bahe_users(config),
-            ),
-        }
-        for entity, table in texts.items():
-            figures[entity].add(table)
-            path = directory / "texts" / entity / f"{shard}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(table, path)
+            )
+            figures[Entity.USER].add(texts)
+            _write_texts(directory, Entity.USER, shard, part, texts)
     return figures
 
 
 def _no_interactions(directory: Path) -> pa.Table:
-    schema = pq.read_schema(_accepted(directory, "interactions", 0))
+    schema = pq.read_schema(_accepted(directory, "interactions", 0, 0))
     return schema.empty_table().append_column("split", pa.array([], pa.string()))
+
+
+def _partition_all(
+    config: Config, shards: int, directory: Path
+) -> tuple[dict[str, list[int]], dict[str, list[MalformedRow]]]:
+    """Every source partitioned by shard and cut into parts; the parts per shard of each table.
+
+    A user's interactions must share the user's part, so users and
+    interactions are cut alike, by whichever of the two is larger.
+    """
+    malformed: dict[str, list[MalformedRow]] = {}
+    keys = {spec.name: spec.key[0] for spec in TABLES}  # interactions: by user
+    for name, raw in raw_tables(config):
+        partition(raw.pieces, keys[name], shards, directory / "raw" / name)
+        malformed[name] = raw.malformed
+    rows = {name: shard_rows(directory / "raw" / name, shards) for name in keys}
+    limit = config.sources.part_rows
+    people = [max(u, i) for u, i in zip(rows["users"], rows["interactions"], strict=True)]
+    parts = {
+        "items": [parts_for(r, limit) for r in rows["items"]],
+        "users": [parts_for(r, limit) for r in people],
+    }
+    parts["interactions"] = parts["users"]
+    for name, counts in parts.items():
+        for shard, count in enumerate(counts):
+            cut(directory / "raw" / name, shard, shards, count)
+    return parts, malformed
 
 
 @traced("ingest")
 def _ingest(config: Config, shards: int, run_id: str, directory: Path) -> IngestReport:
     """Partition, validate, split and render into ``directory``; what was read and refused."""
-    malformed: dict[str, list[MalformedRow]] = {}
-    keys = {spec.name: spec.key[0] for spec in TABLES}  # interactions: by user
-    for name, raw in raw_tables(config):
-        _partition(raw.pieces, keys[name], shards, directory / "raw" / name)
-        malformed[name] = raw.malformed
-    with ExitStack() as files:
+    with phase("ingest_partition"):
+        parts, malformed = _partition_all(config, shards, directory)
+    with ExitStack() as files, phase("ingest_validate"):
         quarantine = _Quarantine(config, run_id, files)
-        counts = _validate_all(directory, config, shards, quarantine, malformed)
+        counts = _validate_all(directory, config, parts, quarantine, malformed)
     tables = {name: table.report() for name, table in counts.items()}
     check_error_budget(config, run_id, tables)
-    split, positives = split_to_shards(
-        directory / "accepted" / "interactions",
-        config.sources.split,
-        config.sources.positive_rating,
-        directory / "split",
-    )
-    texts = _render(directory, config, shards)
+    with phase("ingest_split"):
+        split, positives = split_to_shards(
+            directory / "accepted" / "interactions",
+            config.sources.split,
+            config.sources.positive_rating,
+            directory / "split",
+            config.sources.memory_limit,
+        )
+    with phase("ingest_render"):
+        texts = _render(directory, config, parts)
     interactions = tables["interactions"].accepted
     return IngestReport(
         run_id=run_id,

@@ -20,6 +20,8 @@ import pyarrow.parquet as pq
 from marc_batch.config import TableSource
 from marc_batch.errors import SourceError
 
+BATCH_ROWS = 65_536  # rows per piece read from a Parquet file or a query
+
 
 @dataclass(frozen=True)
 class MalformedRow:
@@ -125,7 +127,7 @@ def _header(data: pa.Buffer | str, delimiter: str, quoting: bool) -> list[str]:
 
 @dataclass
 class RawPieces:
-    """A source's rows as read, one piece (a file) at a time, and the lines it could not parse.
+    """A source's rows as read, a piece at a time, and the lines it could not parse.
 
     ``malformed`` is complete once every piece has been read.
     """
@@ -138,20 +140,42 @@ class RawPieces:
         return RawTable(pa.concat_tables(list(self.pieces)), self.malformed)
 
 
+def _query(query: str) -> Iterator[pa.Table]:
+    """A DuckDB query's result, a batch at a time (DuckDB streams it; nothing holds it whole)."""
+    try:
+        with duckdb.connect() as con:
+            batches = con.sql(query).fetch_record_batch(BATCH_ROWS)
+            yielded = False
+            for batch in batches:
+                yielded = True
+                yield pa.Table.from_batches([batch])
+            if not yielded:
+                yield batches.schema.empty_table()
+    except duckdb.Error as exc:
+        raise SourceError(f"duckdb query failed: {' '.join(str(exc).split())}") from None
+
+
+def _parquet(path: str, shown: str) -> Iterator[pa.Table]:
+    """One Parquet file, a batch at a time; an empty file still yields its (empty) table."""
+    try:
+        file = pq.ParquetFile(path)
+        if not file.metadata.num_rows:
+            yield file.schema_arrow.empty_table()
+        for batch in file.iter_batches(BATCH_ROWS):
+            yield pa.Table.from_batches([batch])
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"cannot read parquet {shown}: {exc}") from None
+
+
 def _files(source: TableSource, malformed: list[MalformedRow]) -> Iterator[pa.Table]:
-    """The source's tables as read: the query's result, or each file in turn."""
+    """The source's tables as read: the query's result or each Parquet file a batch at a time,
+    each CSV file whole."""
     if source.format == "duckdb":
-        try:
-            yield duckdb.connect().sql(source.query).to_arrow_table()
-        except duckdb.Error as exc:
-            raise SourceError(f"duckdb query failed: {' '.join(str(exc).split())}") from None
+        yield from _query(source.query)
         return
     for path in _paths(source.path):
         if source.format == "parquet":
-            try:
-                yield pq.read_table(path)
-            except (pa.ArrowInvalid, OSError) as exc:
-                raise SourceError(f"cannot read parquet {source.path}: {exc}") from None
+            yield from _parquet(path, source.path)
         else:
             part = read_csv_bytes(path, source.delimiter)
             malformed.extend(part.malformed)

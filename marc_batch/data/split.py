@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from marc_batch.config import SplitConfig
 from marc_batch.data.validate import canonical_types
+from marc_batch.errors import ConfigError
 
 SPLITS = ("train", "valid", "test")
 
@@ -62,24 +63,28 @@ def split_interactions(
 
 
 def split_to_shards(
-    accepted: Path, split: SplitConfig, positive_rating: float, out: Path
+    accepted: Path, split: SplitConfig, positive_rating: float, out: Path, memory_limit: str
 ) -> tuple[dict[str, int], int]:
-    """Split interactions stored as ``accepted/shard=<n>/*.parquet`` into ``out/shard=<n>/``.
+    """Split interactions stored as ``accepted/shard=<n>/part=<p>/*.parquet`` into ``out`` alike.
 
     The same SQL as :func:`split_interactions`, run by DuckDB over the files
-    (it spills to disk rather than hold the log), so a per-user split and a
-    global temporal one come out exactly as in memory. Returns the rows per
-    split and the number of positive labels; with no interactions ``out`` is
-    not created.
+    within ``memory_limit`` (past it, DuckDB spills to disk rather than hold
+    the log), so a per-user split and a global temporal one come out exactly
+    as in memory. Returns the rows per split and the number of positive
+    labels; with no interactions ``out`` is not created.
     """
     con = duckdb.connect()
     con.execute(f"SET temp_directory = {_quoted(str(out.parent / 'duckdb-spill'))}")
+    try:
+        con.execute("SET memory_limit = ?", [memory_limit])
+    except duckdb.Error as exc:
+        raise ConfigError(f"sources.memory_limit {memory_limit!r}: {exc}") from None
     con.execute(
         "CREATE VIEW interactions AS SELECT * FROM read_parquet("
-        f"{_quoted(str(accepted / '*' / '*.parquet'))}, hive_partitioning = true)"
+        f"{_quoted(str(accepted / '*' / '*' / '*.parquet'))}, hive_partitioning = true)"
     )
     labelled = _labelled_sql(split, positive_rating)
-    copy = f"COPY ({labelled}) TO {_quoted(str(out))} (FORMAT parquet, PARTITION_BY (shard))"
+    copy = f"COPY ({labelled}) TO {_quoted(str(out))} (FORMAT parquet, PARTITION_BY (shard, part))"
     (written,) = con.execute(copy).fetchone()
     if not written:  # DuckDB leaves an empty directory; no directory is what means "no rows"
         con.close()
@@ -87,7 +92,7 @@ def split_to_shards(
         return {}, 0
     counts = con.execute(
         "SELECT split, count(*), sum(label) FROM read_parquet(?) GROUP BY split",
-        [str(out / "*" / "*.parquet")],
+        [str(out / "*" / "*" / "*.parquet")],
     ).fetchall()
     con.close()
     return {name: rows for name, rows, _ in counts}, sum(int(p or 0) for *_, p in counts)

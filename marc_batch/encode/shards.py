@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow as pa
 
 
-def shard_of(ids: pa.Array | pa.ChunkedArray | list[str], shards: int) -> np.ndarray:
-    """Shard number in ``[0, shards)`` of every id."""
+def key_digests(ids: pa.Array | pa.ChunkedArray | list[str]) -> np.ndarray:
+    """The first 8 bytes of each id's BLAKE2b digest: the shard and part hash."""
     values = ids.to_pylist() if isinstance(ids, pa.Array | pa.ChunkedArray) else ids
-    digests = np.fromiter(
+    return np.fromiter(
         (
             int.from_bytes(hashlib.blake2b(value.encode(), digest_size=8).digest(), "little")
             for value in values
@@ -23,4 +23,8 @@ def shard_of(ids: pa.Array | pa.ChunkedArray | list[str], shards: int) -> np.nda
         dtype=np.uint64,
         count=len(values),
     )
-    return (digests % np.uint64(shards)).astype(np.int32)
+
+
+def shard_of(ids: pa.Array | pa.ChunkedArray | list[str], shards: int) -> np.ndarray:
+    """Shard number in ``[0, shards)`` of every id."""
+    return (key_digests(ids) % np.uint64(shards)).astype(np.int32)

@@ -21,6 +21,7 @@ successful commit deletes the run's checkpoints.
 
 import hashlib
 import io
+from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -29,13 +30,14 @@ from marc_batch.store.backends import Backend
 from marc_batch.store.paths import CHECKPOINTS as PREFIX
 
 
-def shard_key(model_version: str, entity: str, shard: int, part: pa.Table) -> str:
-    """A digest of the inputs that determine a shard's embeddings."""
+def shard_key(model_version: str, entity: str, shard: int, parts: Iterable[pa.Table]) -> str:
+    """A digest of the inputs that determine a shard's embeddings (its texts, part by part)."""
     digest = hashlib.sha256(f"{model_version}\x00{entity}\x00{shard}\x00".encode())
-    for identifier, text_hash in zip(
-        part["id"].to_pylist(), part["text_hash"].to_pylist(), strict=True
-    ):
-        digest.update(f"{identifier}\x00{text_hash}\x00".encode())
+    for part in parts:
+        for identifier, text_hash in zip(
+            part["id"].to_pylist(), part["text_hash"].to_pylist(), strict=True
+        ):
+            digest.update(f"{identifier}\x00{text_hash}\x00".encode())
     return digest.hexdigest()[:32]
 
 
@@ -59,9 +61,17 @@ class Checkpoints:
         with self.backend.writing(path) as handle:
             handle.write(buffer.getvalue())
 
-    def stage(self, key: str, texts: pa.Table) -> None:
-        """Leave a shard's texts where its task will look for them."""
-        self._write(self._path(key, "input"), texts)
+    def stage(self, key: str, parts: Iterable[pa.Table]) -> None:
+        """Leave a shard's texts where its task will look for them, streamed part by part."""
+        path = self._path(key, "input")
+        self.backend.delete(path)  # a partial file left by a crash mid-write
+        with self.backend.writing(path) as handle:
+            writer: pq.ParquetWriter | None = None
+            for part in parts:
+                writer = writer or pq.ParquetWriter(handle, part.schema)
+                writer.write_table(part)
+            if writer is not None:
+                writer.close()
 
     def texts(self, key: str) -> pa.Table:
         found = self._read(self._path(key, "input"))

@@ -8,6 +8,7 @@ travels through the scheduler is a few strings, not the catalogue, and the
 driver assembles shards in shard order whatever order they finished in.
 """
 
+import functools
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -47,14 +48,19 @@ ShardRunner = Callable[[Config, str, list[ShardJob]], list[EncodeStats]]
 
 
 def _stage(
-    checkpoints: Checkpoints, model_version: str, entity: Entity, shard: int, part: pa.Table
+    checkpoints: Checkpoints,
+    model_version: str,
+    entity: Entity,
+    shard: int,
+    parts: Callable[[], Iterator[pa.Table]],
+    rows: int,
 ) -> ShardJob:
-    """Stage one shard's texts, unless its rows are already saved (then it is marked done)."""
-    key = shard_key(model_version, entity, shard, part)
+    """Stage one shard's ``rows`` texts (read twice, part by part), unless its rows are saved."""
+    key = shard_key(model_version, entity, shard, parts())
     done = checkpoints.finished(key)
     if not done:
-        checkpoints.stage(key, part)
-    return ShardJob(entity=entity, shard=shard, key=key, rows=part.num_rows, done=done)
+        checkpoints.stage(key, parts())
+    return ShardJob(entity=entity, shard=shard, key=key, rows=rows, done=done)
 
 
 @traced("stage_shards")
@@ -65,7 +71,7 @@ def stage_shards(
     assignment = pa.array(shard_of(texts["id"], shards))
     parts = ((shard, texts.filter(pc.equal(assignment, shard))) for shard in range(shards))
     return [
-        _stage(checkpoints, model_version, entity, shard, part)
+        _stage(checkpoints, model_version, entity, shard, lambda p=part: iter([p]), part.num_rows)
         for shard, part in parts
         if part.num_rows
     ]
@@ -75,13 +81,14 @@ def stage_shards(
 def stage_catalogue(
     checkpoints: Checkpoints, model_version: str, catalogue: ShardedCatalogue
 ) -> dict[Entity, list[ShardJob]]:
-    """One job per non-empty shard of an ingestion by shard, read from it one shard at a time."""
+    """One job per non-empty shard of an ingestion by shard; the driver holds one part at a time."""
     jobs: dict[Entity, list[ShardJob]] = {entity: [] for entity in ENTITIES}
     for entity, entity_jobs in jobs.items():
         for shard in range(catalogue.shards):
-            part = catalogue.texts(entity, shard)
-            if part.num_rows:
-                entity_jobs.append(_stage(checkpoints, model_version, entity, shard, part))
+            if rows := catalogue.rows(entity, shard):
+                parts = functools.partial(catalogue.parts, entity, shard)
+                job = _stage(checkpoints, model_version, entity, shard, parts, rows)
+                entity_jobs.append(job)
     return jobs
 
 

@@ -23,14 +23,20 @@ def quarantined(path: str) -> list[dict]:
     return sorted(rows, key=lambda row: (row["source_row"] is None, row["source_row"] or 0))
 
 
-def assert_same(config: Config) -> None:
+def assert_same(config: Config, cut: bool = False) -> None:
+    """The same texts shard for shard (in the same order unless shards are ``cut`` into parts)."""
     catalogue, whole = ingest(config, run_id="whole")
     with ingest_by_shard(config, SHARDS, run_id="sharded") as sharded:
         for entity, texts in catalogue.texts().items():
             assignment = pa.array(shard_of(texts["id"], SHARDS))
             for shard in range(SHARDS):
                 expected = texts.filter(pc.equal(assignment, shard))
-                assert sharded.texts(entity, shard).equals(expected), (entity, shard)
+                mine = pa.concat_tables(sharded.parts(entity, shard))
+                if cut:
+                    mine, expected = mine.sort_by("id"), expected.sort_by("id")
+                    parts = sharded.directory / "texts" / entity / str(shard)
+                    assert entity == "item" or len(list(parts.iterdir())) > 1
+                assert mine.equals(expected), (entity, shard)
         report = sharded.report
     different = {"run_id", "quarantine_files", "texts"}
     assert report.model_dump(exclude=different) == whole.model_dump(exclude=different)
@@ -64,6 +70,16 @@ def test_bad_rows_are_refused_the_same_by_shard(
 ) -> None:
     corrupt(ml100k_copy)
     assert_same(configured(monkeypatch, tmp_path / "store", dataset=str(ml100k_copy)))
+
+
+def test_shards_cut_into_parts_ingest_the_same_rows_and_refuse_the_same_ones(
+    tmp_path: Path, ml100k_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user, their interactions and an id's duplicates share a part, so nothing changes."""
+    corrupt(ml100k_copy)
+    settings = {"dataset": str(ml100k_copy), "part_rows": "4000", "split__kind": "global-temporal"}
+    config = configured(monkeypatch, tmp_path / "store", **settings)
+    assert_same(config, cut=True)
 
 
 def test_the_error_budget_applies_per_table_after_every_shard_is_counted(
