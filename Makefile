@@ -37,7 +37,7 @@ schemas: install
 	$(BIN)/marc-batch schemas
 
 # Every benchmark (about 60 min on the 2-core CPU): benchmarks/results/*.json and summary.md.
-# BENCH_MODE=slow also retrains for the quality table (about 70 min more).
+# BENCH_MODE=slow also retrains for the lift tables at k = 64, 32 and 128 (about 2 h more).
 bench: install
 	$(BIN)/python -m benchmarks.run
 

@@ -11,10 +11,15 @@
 #   (the config is benchmarks/configs/ml100k-minilm-k$K.toml; options go to marc-batch evaluate)
 #   --lift-only [--mid-layer N]: no proj-final / marc-no-info training, no probe, results into
 #   benchmarks/results/ml100k-minilm-k$K-lift/, for machines that cannot afford the full run.
+#   --recipe-only (before the evaluate options): no all-rows arm; the recipe's encoder is still
+#   scored under both protocols, so the table has both, but not the all-rows encoder's lift.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K=${1:?k}
-EVALUATE=("${@:2}")
+shift
+ALL_ROWS=1
+[[ "${1:-}" == "--recipe-only" ]] && { ALL_ROWS=0; shift; }
+EVALUATE=("$@")
 CONFIG=benchmarks/configs/ml100k-minilm-k$K.toml
 OUT=benchmarks/results/ml100k-minilm-k$K
 [[ " ${EVALUATE[*]} " == *" --lift-only "* ]] && OUT=$OUT-lift
@@ -29,4 +34,5 @@ run_recipe() {  # $1: output directory, $2: model registry; environment: the rec
 }
 
 run_recipe "$OUT" "models-k$K"
+[[ $ALL_ROWS == 1 ]] || exit 0
 MARC_BATCH_MODEL__TRAIN__DOWNSTREAM_HOLDOUT=0 run_recipe "$OUT/all-rows-encoder" "models-k$K-all-rows"

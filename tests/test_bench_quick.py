@@ -19,6 +19,7 @@ WRITTEN = (
     "encoder_throughput",
     "bahe_throughput",
     "bahe_users",
+    "ingest_users",
     "validate_1m",
     "store_1m",
     "history_1m",

@@ -51,6 +51,7 @@ SECTIONS: list[Section] = [
     Section(("bahe_users.json", "bahe_users_1m.json"), bahe.users),
     Section(("refresh_cost.json",), pipeline.refresh_cost),
     Section(("scaling.json", "refresh_cost.json"), pipeline.scaling),
+    Section(("ingest_users.json", "bahe_users_1m.json"), pipeline.ingest_users),
     Section(("storage.json",), figures.storage),
     Section(("faiss_1m.json",), figures.faiss),
     Section(("ml100k-minilm-k64-lift/report.json",), figures.lift, committed=True),

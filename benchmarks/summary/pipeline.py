@@ -10,6 +10,14 @@ from benchmarks.summary.table import Goal, Part, Row, Table, mib, percent, secon
 OVERHEAD = Goal("<=", 1.10, "<= 1.10")
 BACKFILL = Goal("<=", 0.05, "<= 0.05")
 RSS = Goal("<=", 1.5, "<= 1.5")
+DRIVER_RSS = Goal("<=", 1.2, "<= 1.2")
+INGEST_PHASES = {
+    "ingest_partition": "partition by shard, cut into parts",
+    "ingest_validate": "validate part by part",
+    "ingest_split": "split (DuckDB, whole log)",
+    "ingest_render": "render texts part by part",
+    "ingest": "ingestion",
+}
 
 # The run's own phases in the order they run; the nested ones run inside "run_jobs".
 PHASES = {
@@ -233,3 +241,52 @@ def scaling(data: dict, refresh_cost: dict | None) -> Part:
     if backfilled:
         tables.append(backfill_table(backfilled, item_rate(refresh_cost)))
     return Part(rows, tables)
+
+
+def ingest_users(data: dict, before: dict | None) -> Part:
+    """Ingestion's peak memory from the smallest to the largest user count, and against the
+    code before parts on the same 1M-user catalogue (``before``: ``bahe_users_1m.json``)."""
+    sizes = sorted(data["sizes"].items(), key=lambda s: int(s[0]))
+    (small, _), (large, b) = sizes[0], sizes[-1]
+    above = {size: run["peak_rss_mib"] - run["rss_start_mib"] for size, run in sizes}
+    rows = [
+        Row(
+            f"Ingestion peak RSS above start, {int(large):,} / {int(small):,} users "
+            f"({data['items']:,} items, 20-100 behaviours each)",
+            mib(above[large]),
+            mib(above[small]),
+            above[large] / above[small],
+            2,
+            DRIVER_RSS,
+            data["machine"],
+            topic="Peak memory",
+        )
+    ]
+    earlier = (before or {}).get("sizes", {}).get(large, {}).get("bahe", {}).get("refresh")
+    if earlier:
+        peak = earlier["phases"]["ingest"]["peak_rss_mib"]
+        rows.append(
+            Row(
+                f"Ingestion peak RSS, {int(large):,} users: by part / whole shards (before parts)",
+                mib(b["phases"]["ingest"]["peak_rss_mib"]),
+                mib(peak),
+                b["phases"]["ingest"]["peak_rss_mib"] / peak,
+                2,
+                machine=data["machine"],
+                topic="Peak memory",
+            )
+        )
+    cells = [
+        [
+            label,
+            *(
+                f"{seconds(run['phases'][name]['seconds'])}, "
+                f"{run['phases'][name]['rss_in_mib']:,.0f} -> "
+                f"{run['phases'][name]['peak_rss_mib']:,.0f}"
+                for _, run in sizes
+            ),
+        ]
+        for name, label in INGEST_PHASES.items()
+    ]
+    header = ["phase (seconds, RSS MiB on entry -> peak)", *(f"{int(s):,} users" for s, _ in sizes)]
+    return Part(rows, [Table("Where ingestion's memory goes, by part", header, cells)])
