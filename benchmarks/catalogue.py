@@ -156,21 +156,66 @@ def interaction_blocks(
         written += rows
 
 
+def _replaced(table: pa.Table, column: str, rows: np.ndarray, values: list) -> pa.Table:
+    """``table`` with ``column`` set to ``values`` (None: null) at ``rows``."""
+    data = table[column].to_numpy(zero_copy_only=False).astype(object)
+    data[rows] = values
+    field = table.schema.field(column)
+    return table.set_column(table.schema.get_field_index(column), field, pa.array(data, field.type))
+
+
+def with_defects(table: str, rows: pa.Table, rate: float, rng: np.random.Generator) -> pa.Table:
+    """``rows`` of ``table`` with a ``rate`` share turned bad, evenly over the kinds a bad export
+    has: a null key, a repeated key, and per table an empty or overlong title, an unknown user
+    or item. Validation must quarantine each of them with its reason."""
+    kinds = {
+        "items": ("null id", "repeated id", "empty title", "overlong title"),
+        "users": ("null id", "repeated id"),
+        "interactions": ("null id", "repeated id", "unknown user", "unknown item"),
+    }[table]
+    chosen = rng.choice(rows.num_rows, min(rows.num_rows, round(rate * rows.num_rows)), False)
+    key = "user_id" if table == "interactions" else "id"
+    for kind, where in zip(kinds, np.array_split(np.sort(chosen), len(kinds)), strict=True):
+        where = where[where > 0]  # a repeat copies the row before it
+        n = len(where)
+        if kind == "null id":
+            rows = _replaced(rows, key, where, [None] * n)
+        elif kind == "repeated id":
+            for column in ("user_id", "item_id") if table == "interactions" else ("id",):
+                rows = _replaced(rows, column, where, rows[column].take(where - 1).to_pylist())
+        elif kind in ("empty title", "overlong title"):
+            text = "" if kind == "empty title" else "long " * 4_000  # over 16 KiB
+            rows = _replaced(rows, "title", where, [text] * n)
+        else:
+            column = "user_id" if kind == "unknown user" else "item_id"
+            rows = _replaced(rows, column, where, [f"unknown-{i}" for i in where])
+    return rows
+
+
 def write_catalogue(
     root: Path,
     items: int,
     users: int = 1_000,
     behaviours: tuple[int, int] = (20, 100),
     seed: int = 0,
+    defects: float = 0.0,
 ) -> dict[str, Path]:
-    """Write items, users and interactions as Parquet under ``root``; return their paths."""
+    """Write items, users and interactions as Parquet under ``root``; return their paths.
+
+    ``defects`` of each table's rows are made bad (:func:`with_defects`), none by default.
+    """
     root.mkdir(parents=True, exist_ok=True)
     paths = {name: root / f"{name}.parquet" for name in TABLES}
-    pq.write_table(items_table(0, items, seed), paths["items"])
-    pq.write_table(users_table(users, seed + 1), paths["users"])
+    rng = np.random.default_rng(seed + 3)
+
+    def bad(table: str, rows: pa.Table) -> pa.Table:
+        return with_defects(table, rows, defects, rng) if defects else rows
+
+    pq.write_table(bad("items", items_table(0, items, seed)), paths["items"])
+    pq.write_table(bad("users", users_table(users, seed + 1)), paths["users"])
     with pq.ParquetWriter(paths["interactions"], INTERACTIONS_SCHEMA) as writer:
         for block in interaction_blocks(users, items, behaviours, seed + 2):
-            writer.write_table(block)
+            writer.write_table(bad("interactions", block))
     return paths
 
 

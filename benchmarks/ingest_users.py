@@ -5,7 +5,8 @@ Usage: python -m benchmarks.ingest_users --users 200000 1000000 \
 
 Each size is a generated catalogue (``benchmarks/catalogue.py``: ``--items``
 items, N users with 20 to 100 distinct items each, drawn with popularity
-skew) ingested by shard
+skew, and ``--defects`` of every table's rows made bad: null and repeated
+keys, empty and overlong titles, unknown users and items) ingested by shard
 (:func:`marc_batch.data.sharded.ingest_by_shard`, 8 shards, the default
 ``sources.part_rows`` and ``sources.memory_limit``) in a fresh process. The
 figures are the traced phases (partition, validate, split, render: seconds,
@@ -38,7 +39,7 @@ def child_result(argv: list[str]) -> dict:
     with Tracer() as tracer, ingest_by_shard(config, config.store.shards) as catalogue:
         report = catalogue.report
     return {
-        "rows_in": {name: table.rows_in for name, table in report.tables.items()},
+        "tables": {name: table.model_dump() for name, table in report.tables.items()},
         "quarantined": report.quarantined,
         "phases": tracer.records,
         "rss_start_mib": round(start),
@@ -50,6 +51,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--defects", type=float, default=0.01, help="share of bad rows per table")
     parser.add_argument("--work", type=Path, help="where catalogues are kept (default: temporary)")
     parser.add_argument("--inline", action="store_true", help="no fresh processes (smoke runs)")
     parser.add_argument("--out", type=Path)
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     for users in args.users:
         root = work / str(users)
         if not (root / "interactions.parquet").is_file():
-            write_catalogue(root, args.items, users)
+            write_catalogue(root, args.items, users, defects=args.defects)
         sizes[str(users)] = child(MODULE, "--child", root, inline=args.inline)
         print(users, sizes[str(users)]["peak_rss_mib"], file=sys.stderr, flush=True)
     figures = {
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": machine(),
         "items": args.items,
         "catalogue": f"{args.items} generated items; users with 20-100 behaviours each, "
-        "popularity-skewed (P(rank r) ~ 1/r); 8 shards",
+        f"popularity-skewed (P(rank r) ~ 1/r); {args.defects:.0%} of each table's rows bad; "
+        "8 shards",
         "sizes": sizes,
     }
     save(args.out, figures)

@@ -289,4 +289,21 @@ def ingest_users(data: dict, before: dict | None) -> Part:
         for name, label in INGEST_PHASES.items()
     ]
     header = ["phase (seconds, RSS MiB on entry -> peak)", *(f"{int(s):,} users" for s, _ in sizes)]
-    return Part(rows, [Table("Where ingestion's memory goes, by part", header, cells)])
+    tables = [Table("Where ingestion's memory goes, by part", header, cells)]
+    if "tables" in b:  # rows in = accepted + quarantined, with the reasons
+        counted = [
+            [
+                f"{name}, {int(size):,} users",
+                f"{t['rows_in']:,}",
+                f"{t['accepted']:,}",
+                f"{t['quarantined']:,}",
+                ", ".join(f"{reason} {n:,}" for reason, n in sorted(t["reasons"].items())),
+            ]
+            for size, run in sizes
+            for name, t in run["tables"].items()
+        ]
+        header = ["table", "rows in", "accepted", "quarantined", "reasons"]
+        tables.append(
+            Table("Bad rows at scale: every row accepted or quarantined", header, counted)
+        )
+    return Part(rows, tables)
