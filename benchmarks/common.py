@@ -51,18 +51,21 @@ def machine() -> str:
     return f"{model}, {cores} cores, {memory:.0f} GiB, {gpu()}, load {load:.1f} at start"
 
 
-def _portable(arg: str) -> str:
-    """``arg`` with a path inside the repository made relative to it, a temporary one under
-    ``$TMPDIR``: a committed result never names a directory of the machine it ran on."""
-    for root, shown in ((str(ROOT) + os.sep, ""), (tempfile.gettempdir() + os.sep, "$TMPDIR/")):
-        arg = arg.replace(root, shown)
-    return arg
+def shell_word(arg: str) -> str:
+    """``arg`` as a shell word, with a path inside the repository made relative to it and a
+    temporary one under ``"$TMPDIR"``: a committed result never names a directory of the
+    machine it ran on, and the command still runs when pasted."""
+    arg = arg.replace(str(ROOT) + os.sep, "")
+    temporary = tempfile.gettempdir() + os.sep
+    if arg.startswith(temporary):
+        return '"$TMPDIR"/' + shlex.quote(arg[len(temporary) :])
+    return shlex.quote(arg)
 
 
 def command(module: str, argv: list[str] | None = None) -> str:
     """``python -m module args``, as one would type it from the repository root."""
     args = sys.argv[1:] if argv is None else argv
-    return shlex.join(["python", "-m", module, *(_portable(str(arg)) for arg in args)])
+    return " ".join(["python", "-m", module, *(shell_word(str(arg)) for arg in args)])
 
 
 def save(path: Path | None, figures: dict[str, Any]) -> None:

@@ -54,14 +54,24 @@ SECTIONS: list[Section] = [
     Section(("ingest_users.json", "bahe_users_1m.json"), pipeline.ingest_users),
     Section(("storage.json",), figures.storage),
     Section(("faiss_1m.json",), figures.faiss),
-    Section(("ml100k-minilm-k64-lift/report.json",), figures.lift, committed=True),
+    *(
+        Section((f"ml100k-minilm-k{k}/report.json",), figures.lift, committed=True)
+        for k in (64, 32, 128)
+    ),
+    Section(
+        ("ml100k-minilm-k32/report.json", "ml100k-minilm-k128/report.json"),
+        figures.lift_across_k,
+        committed=True,
+    ),
     Section(
         ("ml100k-minilm-k64-lift/all-rows-encoder/report.json",),
         partial(figures.lift, label=", encoder trained on every training row"),
         committed=True,
     ),
-    Section(("ml100k-minilm-k64/report.json",), figures.quality, committed=True),
-    Section(("ml100k-minilm-k32/report.json",), figures.quality, committed=True),
+    *(
+        Section((f"ml100k-minilm-k{k}/report.json",), figures.quality, committed=True)
+        for k in (64, 32, 128)
+    ),
     Section(
         tuple(
             f"bahe-quality/{encoder}-seed{seed}/report.json"

@@ -194,6 +194,32 @@ def lift(report: dict, label: str = "") -> Part:
     return Part(rows, tables)
 
 
+def lift_across_k(small: dict, large: dict | None) -> Part:
+    """MARC's lift at the small k against `pca-final`'s at the large one, per protocol both ran:
+    does compression buy MARC a quarter of the width?"""
+    rows: list[Row] = []
+    if large is None:
+        return Part(rows)
+    for protocol, figures in small["lift"].items():
+        if protocol not in large["lift"]:
+            continue
+        marc = figures["methods"]["marc"]
+        pca = large["lift"][protocol]["methods"]["pca-final"]
+        rows.append(
+            Row(
+                f"Lift: MARC's gain at k = {small['k']} / `pca-final`'s at k = {large['k']} "
+                f"(ML-100K, MiniLM, {protocol} protocol)",
+                f"+{marc['auc_gain_mean']:.4f} ± {marc['auc_gain_std']:.4f}",
+                f"+{pca['auc_gain_mean']:.4f} ± {pca['auc_gain_std']:.4f}",
+                marc["auc_gain_mean"] / pca["auc_gain_mean"],
+                2,
+                Goal(">=", 1.0, f">= pca-final at k = {large['k']}"),
+                topic="Lift",
+            )
+        )
+    return Part(rows)
+
+
 def validate(data: dict) -> Part:
     """Vectorised validation against per-row pydantic; the goal is on our own seconds."""
     goal = data["goal_seconds"]
