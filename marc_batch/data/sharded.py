@@ -184,6 +184,7 @@ def _accepted(directory: Path, table: str, shard: int | str = "*", part: int | s
 
 
 def _every_accepted(directory: Path, table: str) -> ds.Dataset:
+    """Every part's accepted rows of ``table``, read lazily (a reference lookup scans them)."""
     pattern = _accepted(directory, table)
     return ds.dataset(sorted(str(p) for p in directory.glob(str(pattern.relative_to(directory)))))
 
