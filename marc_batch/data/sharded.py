@@ -202,16 +202,18 @@ def _validate_all(
         entries = malformed_entries(spec.name, malformed[spec.name])
         quarantine.write(spec.name, entries)
         counts[spec.name].add(entries, 0)
+        # An interaction is in its user's part; its item may be in any item shard.
+        references = [entity for entity, _ in spec.references.values()]
+        items = _every_accepted(directory, "items") if Entity.ITEM in references else None
         for shard, count in enumerate(parts[spec.name]):
             for part in range(count):
-                # An interaction is in its user's part; its item may be in any item shard.
                 known = {
                     entity: pq.read_table(
                         _accepted(directory, entity.table, shard, part), columns=["id"]
                     )
                     if entity is Entity.USER
-                    else _every_accepted(directory, entity.table)
-                    for entity, _ in spec.references.values()
+                    else items
+                    for entity in references
                 }
                 result = _validate_part(directory, spec, shard, part, config, known)
                 quarantine.write(spec.name, result.quarantine)
