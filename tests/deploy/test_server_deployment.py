@@ -141,6 +141,23 @@ def finish(command: subprocess.Popen, timeout: float) -> str:
     return output
 
 
+class ServerRetries(httpx.HTTPTransport):
+    """Sends a request again while the server answers 503.
+
+    The server answers 503 when SQLite is busy (the worker polls it every
+    second) and means "retry"; Prefect's own client retries these, and so
+    must a test that speaks to the API directly."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for attempt in range(6):
+            response = super().handle_request(request)
+            if response.status_code != 503:
+                return response
+            response.close()
+            time.sleep(0.25 * 2**attempt)
+        return super().handle_request(request)
+
+
 def wait_for_health(api: httpx.Client, processes: Processes, log: Path) -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -191,7 +208,7 @@ def test_backfill_deployment_runs_on_a_process_worker(
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
 
     env = prefect_env(home, url)
-    with httpx.Client(base_url=url, timeout=30) as api:
+    with httpx.Client(base_url=url, timeout=30, transport=ServerRetries()) as api:
         wait_for_health(api, processes, server_log)
         # The limit the encode tasks take; `prefect gcl create gpu --limit 1` does the same.
         api.post("/v2/concurrency_limits/", json={"name": "gpu", "limit": 1}).raise_for_status()
