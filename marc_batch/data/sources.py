@@ -8,7 +8,7 @@ number of fields are not skipped silently: they come back as
 
 import csv
 import glob
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from marc_batch.config import TableSource
 from marc_batch.errors import SourceError
 
 BATCH_ROWS = 65_536  # rows per piece read from a Parquet file or a query
+CSV_BLOCK_BYTES = 16 * 2**20  # bytes of a CSV file parsed per piece
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,7 @@ def read_csv_bytes(
 ) -> RawTable:
     """Parse CSV with every column as bytes; bad rows are returned, not dropped."""
     malformed: list[MalformedRow] = []
-
-    def keep(row: pv.InvalidRow) -> str:
-        malformed.append(MalformedRow(row.number, row.text))
-        return "skip"
+    keep = _keeper(malformed)
 
     if names is None:
         names = _header(data, delimiter, quoting)
@@ -80,6 +78,16 @@ def read_csv_bytes(
     return RawTable(table, malformed)
 
 
+def _keeper(malformed: list[MalformedRow]) -> Callable[[pv.InvalidRow], str]:
+    """The parser's handler of a bad line: recorded in ``malformed``, then skipped."""
+
+    def keep(row: pv.InvalidRow) -> str:
+        malformed.append(MalformedRow(row.number, row.text))
+        return "skip"
+
+    return keep
+
+
 def _read_csv(
     data: pa.Buffer | str,
     names: list[str],
@@ -90,23 +98,54 @@ def _read_csv(
     block_size: int | None,
 ) -> pa.Table:
     source = pa.BufferReader(data) if isinstance(data, pa.Buffer) else data
+    return pv.read_csv(source, **_csv_options(names, skip, delimiter, quoting, keep, block_size))
+
+
+def _csv_options(
+    names: list[str], skip: int, delimiter: str, quoting: bool, keep, block_size: int | None
+) -> dict:
+    """Every column as bytes, nothing read as null, bad rows to ``keep``."""
     options = {"block_size": block_size} if block_size else {}
-    return pv.read_csv(
-        source,
-        read_options=pv.ReadOptions(column_names=names, skip_rows=skip, **options),
-        parse_options=pv.ParseOptions(
+    return {
+        "read_options": pv.ReadOptions(column_names=names, skip_rows=skip, **options),
+        "parse_options": pv.ParseOptions(
             delimiter=delimiter,
             quote_char='"' if quoting else False,
             newlines_in_values=quoting,
             invalid_row_handler=keep,
         ),
-        convert_options=pv.ConvertOptions(
+        "convert_options": pv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.binary()),
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
             null_values=[],
         ),
-    )
+    }
+
+
+def csv_pieces(path: str, delimiter: str, malformed: list[MalformedRow]) -> Iterator[pa.Table]:
+    """A CSV file a block (``CSV_BLOCK_BYTES``) at a time; its bad lines go to ``malformed``.
+
+    A row longer than a block cannot be parsed in pieces: the rest of the
+    file is then read as one block (:func:`read_csv_bytes`), so that the row
+    reaches validation (and TEXT_TOO_LONG) instead of failing the file.
+    """
+    names = _header(path, delimiter, True)
+    start, done = len(malformed), 0
+    options = _csv_options(names, 1, delimiter, True, _keeper(malformed), CSV_BLOCK_BYTES)
+    try:
+        reader = pv.open_csv(path, **options)
+        for batch in reader:
+            done += batch.num_rows
+            yield pa.Table.from_batches([batch])
+        if not done:  # a header and no rows: the columns still count
+            yield reader.schema.empty_table()
+    except pa.ArrowInvalid as exc:
+        if "straddl" not in str(exc):
+            raise SourceError(f"cannot parse CSV: {exc}") from None
+        whole = read_csv_bytes(path, delimiter)
+        malformed[start:] = whole.malformed
+        yield whole.table.slice(done)
 
 
 def _header(data: pa.Buffer | str, delimiter: str, quoting: bool) -> list[str]:
@@ -168,8 +207,8 @@ def _parquet(path: str, shown: str) -> Iterator[pa.Table]:
 
 
 def _files(source: TableSource, malformed: list[MalformedRow]) -> Iterator[pa.Table]:
-    """The source's tables as read: the query's result or each Parquet file a batch at a time,
-    each CSV file whole."""
+    """The source's tables as read, a piece at a time: the query's result, each Parquet file
+    a batch at a time, each CSV file a block at a time."""
     if source.format == "duckdb":
         yield from _query(source.query)
         return
@@ -177,9 +216,7 @@ def _files(source: TableSource, malformed: list[MalformedRow]) -> Iterator[pa.Ta
         if source.format == "parquet":
             yield from _parquet(path, source.path)
         else:
-            part = read_csv_bytes(path, source.delimiter)
-            malformed.extend(part.malformed)
-            yield part.table
+            yield from csv_pieces(path, source.delimiter, malformed)
 
 
 def _renamed(tables: Iterator[pa.Table], source: TableSource) -> Iterator[pa.Table]:

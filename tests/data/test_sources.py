@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from marc_batch.config import TableSource
+from marc_batch.data import sources
 from marc_batch.data.sources import read_source
 from marc_batch.errors import SourceError
 
@@ -63,3 +64,25 @@ def test_a_row_longer_than_a_parse_block_is_read_not_fatal(tmp_path: Path) -> No
     assert raw.table["id"].to_pylist() == [b"1", b"2", b"4"]
     assert raw.table["title"][1].as_py() == big
     assert [row.text for row in raw.malformed] == ["3,too,many"]
+
+
+def test_a_csv_file_is_read_block_by_block_as_it_reads_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pieces of a few rows each; a row longer than a block, after pieces were already read,
+    sends the rest of the file through whole without repeating or losing a row."""
+    monkeypatch.setattr(sources, "CSV_BLOCK_BYTES", 64)
+    rows = [f"{n},title {n}" for n in range(40)]
+    rows[3] = "3,too,many"
+    rows[25] = "25," + "x" * 500
+    rows[31] = "31,also,too,many"
+    path = tmp_path / "items.csv"
+    path.write_text("id,title\n" + "\n".join(rows) + "\n")
+    malformed: list[sources.MalformedRow] = []
+    pieces = list(sources.csv_pieces(str(path), ",", malformed))
+    whole = sources.read_csv_bytes(str(path), ",")
+    assert len(pieces) > 3
+    assert pa.concat_tables(pieces).equals(whole.table)
+    assert whole.table.num_rows == 38
+    assert malformed == whole.malformed
+    assert [row.text for row in malformed] == ["3,too,many", "31,also,too,many"]
