@@ -24,7 +24,7 @@ from prefect.runtime import flow_run, task_run
 from prefect.states import State
 
 from flows.outcome import SHARD_TASK, run_step
-from flows.runners import gpu_request, shard_deadline, task_runner
+from flows.runners import gpu_request, one_cluster, shard_deadline, task_runner
 from flows.slots import GPU_LIMIT, gpu_slot, reclaim_expired_slots
 from marc_batch.config import Config
 from marc_batch.encode.stats import EncodeStats
@@ -96,15 +96,18 @@ def run_on_engine(
 ) -> R | State:
     """Run a snapshot-writing ``job`` (refresh, backfill) with its shards on the engine.
 
-    The run id is the flow run's, so quarantine files and the manifest name it.
+    The run id is the flow run's, so quarantine files and the manifest name it;
+    its subflows share one cluster (:func:`one_cluster`).
     """
-    return run_step(
-        lambda: job(
-            parameters.load(),
-            run_id=flow_run.get_id(),
-            encode=encode_on_engine,
-            channel=parameters.channel,
-            **options,
-        ),
-        summarise,
-    )
+
+    def run() -> R:
+        with one_cluster(parameters.load()) as config:
+            return job(
+                config,
+                run_id=flow_run.get_id(),
+                encode=encode_on_engine,
+                channel=parameters.channel,
+                **options,
+            )
+
+    return run_step(run, summarise)

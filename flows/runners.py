@@ -27,7 +27,7 @@ from prefect.logging.handlers import APILogWorker
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.timeout import timeout
 
-from marc_batch.config import FlowsConfig
+from marc_batch.config import Config, FlowsConfig
 from marc_batch.errors import ConfigError
 
 
@@ -50,6 +50,28 @@ def task_runner(config: FlowsConfig) -> TaskRunner:
             "flows.runner 'ray' needs prefect-ray: pip install 'marc-batch[ray]'"
         ) from None
     return RayTaskRunner(address=config.cluster_address)
+
+
+@contextmanager
+def one_cluster(config: Config) -> Iterator[Config]:
+    """``config`` for every subflow of one run, all on one Dask cluster.
+
+    A ``dask`` runner without ``cluster_address`` starts a local cluster of
+    ``flows.workers`` processes; started per subflow (encoding, then
+    indexing), a refresh would pay the processes' start-up and imports
+    twice, about 30 s each on a 2-core machine (``benchmarks/dask_workers.py``).
+    So the run starts it once, here, and its subflows connect to it by
+    address. Other runners get ``config`` as it is.
+    """
+    flows = config.flows
+    if flows.runner != "dask" or flows.cluster_address:
+        yield config
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=flows.workers, threads_per_worker=1, processes=True) as cluster:
+        address = {"cluster_address": cluster.scheduler_address}
+        yield config.model_copy(update={"flows": flows.model_copy(update=address)})
 
 
 def gpu_request(config: FlowsConfig) -> AbstractContextManager:

@@ -19,7 +19,9 @@ class EncodeConfig(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_length: int = Field(256, ge=8, description="Tokens per text; longer texts are cut.")
     token_budget: int = Field(16_384, ge=64, description="Padded tokens per batch.")
-    threads: int | None = Field(None, ge=1, description="CPU threads; default: all cores.")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads of the encoder and its tokenisers; default: all cores."
+    )
     compile: bool = Field(
         False,
         description="CUDA only: torch.compile the backbone (minutes once per process, "

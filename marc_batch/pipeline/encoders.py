@@ -86,12 +86,19 @@ def loaded_bahe(config: Config, version: str) -> BaheRunner:
 
 @traced("load_encoder")
 def entity_runtime(config: Config, version: str, entity: Entity) -> EncoderRuntime:
-    """A runtime that embeds ``entity`` texts with ``version``, cut to its trained length."""
+    """A runtime that embeds ``entity`` texts with ``version``, cut to its trained length.
+
+    ``encode.threads`` bounds the tokenising threads as well as torch's: a
+    worker given one core must not tokenise on every core of its machine,
+    or two such workers run no faster than one.
+    """
     encoder, device = loaded_encoder(config, version)
     embedder = EntityEmbedder(encoder, entity)
+    threads = {"threads": config.encode.threads} if config.encode.threads else {}
     return EncoderRuntime(
         embedder,
         device,
         max_length=min(config.encode.max_length, embedder.max_length),
         token_budget=config.encode.token_budget,
+        **threads,
     )

@@ -4,13 +4,15 @@ import hashlib
 import importlib.util
 import os
 from contextlib import nullcontext
+from pathlib import Path
 
 import pytest
 from prefect import flow, task
 
-from flows.runners import gpu_request, task_runner
+from flows.runners import gpu_request, one_cluster, task_runner
 from marc_batch.config import FlowsConfig
 from marc_batch.errors import ConfigError
+from tests.tiny import config_for
 
 
 @task
@@ -33,6 +35,18 @@ def test_dask_cluster_of_two_workers_matches_threads() -> None:
     assert [row[:2] for row in dask] == [row[:2] for row in threads]
     worker_pids = {row[2] for row in dask}
     assert len(worker_pids) == 2 and os.getpid() not in worker_pids
+
+
+def test_the_subflows_of_one_run_share_one_local_cluster(tmp_path: Path) -> None:
+    config = config_for(tmp_path, tmp_path / "models")
+    config.flows = FlowsConfig(runner="dask", workers=2)
+    with one_cluster(config) as shared:
+        assert shared.flows.cluster_address and not config.flows.cluster_address
+        first, second = run(shared.flows), run(shared.flows)
+    assert {row[2] for row in first} == {row[2] for row in second}  # the same two processes
+    threads = config.model_copy(update={"flows": FlowsConfig(runner="threads")})
+    with one_cluster(threads) as unchanged:
+        assert unchanged is threads
 
 
 @pytest.mark.skipif(importlib.util.find_spec("prefect_ray") is not None, reason="ray installed")
