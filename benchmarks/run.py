@@ -44,14 +44,15 @@ def steps(mode: str, out: Path, work: Path) -> list[Step]:
     """The benchmarks in run order (later ones read the stores earlier ones leave in ``work``)."""
     quick = mode == "quick"
     big = 2_000 if quick else 1_000_000
-    small = 500 if quick else 100_000
     rows = "20000" if quick else "1000000"
     refresh = (
         ["--backbone", "tiny", "--items", "500", "--users", "50", "--repeats", "1", "--inline"]
         if quick
         else ["--backbone", "minilm", "--repeats", "2"]
     )
-    scaling = ["--sizes", str(small), str(big)] + (["--inline"] if quick else [])
+    # Full mode: 300k and 3M, and 1M, whose store the later steps read.
+    sizes = [500, big] if quick else [300_000, big, 3_000_000]
+    scaling = ["--sizes", *map(str, sizes)] + (["--inline"] if quick else [])
     big_store = str(work / "scaling" / str(big) / "store")
     faiss = ["--queries", "200", "--repeats", "1", "--flat-max-rows", "1000"] if quick else []
     label = "tiny-500" if quick else "minilm-ml100k"
@@ -104,6 +105,7 @@ def steps(mode: str, out: Path, work: Path) -> list[Step]:
         listed += [
             Step("store_1m_float16", "benchmarks.store_1m", ["--rows", rows, "--dtype", "float16"]),
             Step("drift_250000", "benchmarks.drift_1m", ["--rows", "250000"]),
+            Step("dask_workers", "benchmarks.dask_workers", ["--work", f"{work}/dask"]),
         ]
     for step in listed:
         step.argv += ["--out", str(out / f"{step.name}.json")]

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict:
         "fresh_processes": not args.inline,
         "sizes": sizes,
         "rss_ratio": round(sizes[largest]["peak_rss_mib"] / sizes[smallest]["peak_rss_mib"], 3),
-        "rss_goal": f"peak RSS at {largest} <= 1.5 x that at {smallest}",
+        "rss_goal": f"peak RSS at {largest} <= 1.2 x that at {smallest}",
         "time_per_100k_ratio": round(
             sizes[largest]["seconds_per_100k_items"] / sizes[smallest]["seconds_per_100k_items"],
             3,

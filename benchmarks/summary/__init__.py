@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from benchmarks.summary import bahe, figures, pipeline, versions
+from benchmarks.summary import bahe, engines, figures, pipeline, versions
 from benchmarks.summary.table import Part, Row, Table, anchor, markdown
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -52,6 +52,7 @@ SECTIONS: list[Section] = [
     Section(("refresh_cost.json",), pipeline.refresh_cost),
     Section(("scaling.json", "refresh_cost.json"), pipeline.scaling),
     Section(("ingest_users.json", "bahe_users_1m.json"), pipeline.ingest_users),
+    Section(("dask_workers.json",), engines.dask_workers),
     Section(("storage.json",), figures.storage),
     Section(("faiss_1m.json",), figures.faiss),
     *(

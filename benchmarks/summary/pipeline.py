@@ -9,7 +9,6 @@ from benchmarks.summary.table import Goal, Part, Row, Table, mib, percent, secon
 
 OVERHEAD = Goal("<=", 1.10, "<= 1.10")
 BACKFILL = Goal("<=", 0.05, "<= 0.05")
-RSS = Goal("<=", 1.5, "<= 1.5")
 DRIVER_RSS = Goal("<=", 1.2, "<= 1.2")
 INGEST_PHASES = {
     "ingest_partition": "partition by shard, cut into parts",
@@ -214,7 +213,7 @@ def scaling(data: dict, refresh_cost: dict | None) -> Part:
             mib(a["peak_rss_mib"]),
             data["rss_ratio"],
             2,
-            RSS,
+            DRIVER_RSS,
             machine,
             topic="Peak memory",
         ),
