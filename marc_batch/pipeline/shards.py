@@ -189,6 +189,7 @@ def collect_shards(txn: Transaction, checkpoints: Checkpoints, jobs: list[ShardJ
             shard=job.shard,
             titles=rows["title"] if "title" in rows.column_names else None,
         )
+        txn.close_partition(job.entity, job.shard)
     return written
 
 

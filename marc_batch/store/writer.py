@@ -216,7 +216,9 @@ class PartitionWriter:
     def _flush_group(self, rows: int) -> None:
         buffered = pa.concat_tables(self.pending)
         group, rest = buffered.slice(0, rows), buffered.slice(rows)
-        self.pending = [rest] if rest.num_rows else []
+        # A slice keeps its whole input alive; the few rows left over are copied
+        # instead, or each open partition would hold the last batch it was given.
+        self.pending = [rest.take(np.arange(rest.num_rows))] if rest.num_rows else []
         self.pending_rows = rest.num_rows
         handle = self.current or self._open()
         handle.writer.write_table(group, row_group_size=rows)

@@ -78,6 +78,23 @@ def test_parquet_layout_follows_the_contract(tmp_path) -> None:
     assert entry.path.startswith("data/entity=item/shard=")
 
 
+def test_a_closed_partition_keeps_its_rows_and_takes_more_in_a_new_file(store: Store) -> None:
+    ids, vectors, hashes = rows("item", 300, 2)
+    txn = Transaction(store, model_version="m1", model_sha256="a" * 64, k=K)
+    txn.write("item", ids[:200], vectors[:200], hashes[:200], shard=1)
+    txn.close_partition("item", 1)
+    assert txn.writers[("rows", "item", 1)].current is None  # nothing of it left open
+    txn.close_partition("user", 0)  # never written: nothing to close
+    txn.write("item", ids[200:], vectors[200:], hashes[200:], shard=1)
+    committed(txn, "latest", "prod")
+    manifest = store.head()
+    assert len(manifest.data_files("item")) == 2 and manifest.rows["item"] == 300
+    got_ids, matrix = open_snapshot(store, "latest", verify=True).matrix("item")
+    got = dict(zip(got_ids.tolist(), matrix, strict=True))
+    assert got.keys() == set(ids)
+    assert all(np.array_equal(got[i], v) for i, v in zip(ids, vectors, strict=True))
+
+
 def test_float16_snapshots_read_as_float16(store_config: StoreConfig) -> None:
     store = Store(store_config)
     written = full_snapshot(store, n=50, dtype="float16")
