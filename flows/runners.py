@@ -32,17 +32,17 @@ from marc_batch.errors import ConfigError
 
 
 def task_runner(config: FlowsConfig) -> TaskRunner:
-    """The task runner ``config.runner`` names."""
+    """The task runner ``config.runner`` names.
+
+    On Dask it connects to ``cluster_address``, which a run without one of
+    its own gets from :func:`one_cluster`.
+    """
     if config.runner == "threads":
         return ThreadPoolTaskRunner(max_workers=config.workers)
     if config.runner == "dask":
         from prefect_dask import DaskTaskRunner
 
-        if config.cluster_address:
-            return DaskTaskRunner(address=config.cluster_address)
-        return DaskTaskRunner(
-            cluster_kwargs={"n_workers": config.workers, "threads_per_worker": 1, "processes": True}
-        )
+        return DaskTaskRunner(address=config.cluster_address)
     try:
         from prefect_ray import RayTaskRunner
     except ImportError:

@@ -1,4 +1,5 @@
-"""Shard tasks spread over a real local Dask cluster give what the thread runner gives."""
+"""Shard tasks spread over a real local Dask cluster give what the thread runner gives,
+and every subflow of a run uses the same cluster."""
 
 import hashlib
 import importlib.util
@@ -29,24 +30,22 @@ def run(config: FlowsConfig) -> list[tuple[int, str, int]]:
     return digest_all.with_options(task_runner=task_runner(config))(8)
 
 
-def test_dask_cluster_of_two_workers_matches_threads() -> None:
+def test_the_subflows_of_one_run_share_one_dask_cluster_and_match_threads(
+    tmp_path: Path,
+) -> None:
     threads = run(FlowsConfig(runner="threads"))
-    dask = run(FlowsConfig(runner="dask", workers=2))
-    assert [row[:2] for row in dask] == [row[:2] for row in threads]
-    worker_pids = {row[2] for row in dask}
-    assert len(worker_pids) == 2 and os.getpid() not in worker_pids
-
-
-def test_the_subflows_of_one_run_share_one_local_cluster(tmp_path: Path) -> None:
     config = config_for(tmp_path, tmp_path / "models")
     config.flows = FlowsConfig(runner="dask", workers=2)
     with one_cluster(config) as shared:
         assert shared.flows.cluster_address and not config.flows.cluster_address
         first, second = run(shared.flows), run(shared.flows)
-    assert {row[2] for row in first} == {row[2] for row in second}  # the same two processes
-    threads = config.model_copy(update={"flows": FlowsConfig(runner="threads")})
-    with one_cluster(threads) as unchanged:
-        assert unchanged is threads
+    assert [row[:2] for row in first] == [row[:2] for row in threads]
+    worker_pids = {row[2] for row in first}
+    assert len(worker_pids) == 2 and os.getpid() not in worker_pids
+    assert {row[2] for row in second} == worker_pids  # the same two processes
+    in_process = config.model_copy(update={"flows": FlowsConfig(runner="threads")})
+    with one_cluster(in_process) as unchanged:
+        assert unchanged is in_process
 
 
 @pytest.mark.skipif(importlib.util.find_spec("prefect_ray") is not None, reason="ray installed")
