@@ -210,15 +210,18 @@ class PartitionWriter:
     def write(self, table: pa.Table) -> None:
         self.pending.append(table)
         self.pending_rows += table.num_rows
+        if self.pending_rows < self.group_rows:
+            return
         while self.pending_rows >= self.group_rows:
             self._flush_group(self.group_rows)
+        # What is left is a slice, which keeps the whole batch alive: copy it out,
+        # or each open partition would hold the last batch it was given.
+        self.pending = [table.take(np.arange(table.num_rows)) for table in self.pending]
 
     def _flush_group(self, rows: int) -> None:
         buffered = pa.concat_tables(self.pending)
         group, rest = buffered.slice(0, rows), buffered.slice(rows)
-        # A slice keeps its whole input alive; the few rows left over are copied
-        # instead, or each open partition would hold the last batch it was given.
-        self.pending = [rest.take(np.arange(rest.num_rows))] if rest.num_rows else []
+        self.pending = [rest] if rest.num_rows else []
         self.pending_rows = rest.num_rows
         handle = self.current or self._open()
         handle.writer.write_table(group, row_group_size=rows)
