@@ -5,16 +5,22 @@ coarse quantizer (assigning a vector to a list costs a graph walk, not a scan
 of every centroid), with ``nlist`` about sqrt(N) and k-means trained once on
 a uniform sample. The vectors arrive piece by piece (a shard at a time, see
 :mod:`marc_batch.index.vectors`): each piece is added to an index of its own,
-a copy of the trained empty one, and FAISS's ``merge_from`` moves its
-inverted lists into the published index. ``nprobe`` then doubles until
+a copy of the trained empty one, saved as a file in a local working
+directory, and the pieces' inverted lists are merged into one set of lists
+on disk (:mod:`marc_batch.index.ondisk`), so the build never holds every
+vector in memory. (A Flat index, at most ``flat_max_rows`` vectors, is
+merged in memory with ``merge_from``.) ``nprobe`` then doubles until
 recall@k against exact search (itself computed piece by piece) on held-out
 queries meets the target; the smallest such ``nprobe`` is stored in the
 index file itself, so a plain ``faiss.read_index`` searches as tuned.
 """
 
+import io
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import faiss
@@ -24,6 +30,8 @@ from pydantic import BaseModel, Field
 
 from marc_batch.config import IndexConfig
 from marc_batch.errors import IndexRecallError
+from marc_batch.index.io import index_from_bytes, write_index
+from marc_batch.index.ondisk import merge_on_disk
 from marc_batch.index.recall import exact_labels, recall_at_k
 from marc_batch.index.vectors import Vectors, in_one_piece, survey
 
@@ -82,18 +90,20 @@ def factory_for(rows: int, config: IndexConfig) -> str:
     return f"IVF{nlist}_HNSW{config.hnsw_m},{codec}"
 
 
-Parts = Callable[[faiss.Index, bool], Iterator[faiss.Index]]
-"""Given the trained empty index and the id scheme, one index per piece, in piece order."""
+Parts = Callable[[faiss.Index, bool, Path], Iterator[Path]]
+"""Given the trained empty index, the id scheme and a local directory: each piece's index file."""
 
 
 def added_here(vectors: Vectors) -> Parts:
     """Each piece added to its own copy of the trained empty index, in this process."""
 
-    def parts(empty: faiss.Index, native: bool) -> Iterator[faiss.Index]:
-        for labels, piece in vectors.labelled(native):
+    def parts(empty: faiss.Index, native: bool, directory: Path) -> Iterator[Path]:
+        for number, (labels, piece) in enumerate(vectors.labelled(native)):
             part = faiss.clone_index(empty)
             part.add_with_ids(piece, labels)
-            yield part
+            path = directory / f"part-{number}.faiss"
+            faiss.write_index(part, str(path))
+            yield path
 
     return parts
 
@@ -101,19 +111,41 @@ def added_here(vectors: Vectors) -> Parts:
 def build_index(
     vectors: np.ndarray, ids: pa.Array | pa.ChunkedArray, config: IndexConfig
 ) -> BuiltIndex:
-    """Build, tune and recall-check an index over a matrix labelled by catalogue ``ids``."""
-    return build_from_pieces(in_one_piece(vectors, ids), config)
+    """Build, tune and recall-check an index over a matrix labelled by catalogue ``ids``.
+
+    The index comes back in memory (the matrix already is): it is built in a
+    temporary directory as a refresh builds one, then read back from its file.
+    """
+    with tempfile.TemporaryDirectory(prefix="marc-index-") as directory:
+        built = build_from_pieces(in_one_piece(vectors, ids), config, Path(directory))
+        stored = io.BytesIO()
+        write_index(built.index, stored)
+    return BuiltIndex(index_from_bytes(stored.getvalue()), built.report)
+
+
+def _merged(trained: faiss.Index, files: list[Path], directory: Path) -> faiss.Index:
+    """The pieces' index files merged in order, then deleted."""
+    if faiss.try_extract_index_ivf(trained) is None:
+        index = faiss.clone_index(trained)
+        for path in files:
+            index.merge_from(faiss.read_index(str(path)), 0)
+    else:
+        index = merge_on_disk(trained, files, directory / "lists.ivfdata")
+    for path in files:
+        path.unlink()
+    return index
 
 
 def build_from_pieces(
-    vectors: Vectors, config: IndexConfig, parts: Parts | None = None
+    vectors: Vectors, config: IndexConfig, directory: Path, parts: Parts | None = None
 ) -> BuiltIndex:
     """Build, tune and recall-check an index over ``vectors``, holding one piece at a time.
 
     Three passes: a survey (id scheme, training sample, held-out queries),
     then each piece added to its own copy of the trained empty index (here,
-    or wherever ``parts`` sends them) and merged in, then exact search over
-    the pieces for the recall proof.
+    or wherever ``parts`` sends them) and merged, then exact search over the
+    pieces for the recall proof. An IVF index's lists stay in ``directory``,
+    which must outlive the index.
     """
     started = time.perf_counter()
     factory = factory_for(vectors.rows, config)
@@ -129,9 +161,8 @@ def build_from_pieces(
         queries = (held_out if len(held_out) else found.sample)[: config.tuning_queries]
         empty = faiss.index_factory(vectors.dim, factory, faiss.METRIC_INNER_PRODUCT)
         empty.train(found.sample[:training])
-    index = faiss.clone_index(empty)
-    for part in (parts or added_here(vectors))(empty, found.native):
-        index.merge_from(part, 0)
+    files = list((parts or added_here(vectors))(empty, found.native, directory))
+    index = _merged(empty, files, directory)
     report = report_for(index, vectors, found.native, config, started, queries)
     return BuiltIndex(index, report)
 

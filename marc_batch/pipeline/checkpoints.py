@@ -22,10 +22,13 @@ successful commit deletes the run's checkpoints.
 import hashlib
 import io
 from collections.abc import Iterable
+from pathlib import Path
 
+import faiss
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from marc_batch.index.io import index_from_bytes, write_index
 from marc_batch.store.backends import Backend
 from marc_batch.store.paths import CHECKPOINTS as PREFIX
 
@@ -107,18 +110,25 @@ class Checkpoints:
         """The behaviour vectors staged for ``key``, or None if none were."""
         return self._read(self._path(key, "vectors"))
 
-    def save_bytes(self, name: str, data: bytes) -> None:
-        """Leave a serialised index (a trained empty one, or one shard's) under ``name``."""
-        path = f"{PREFIX}/{name}.faiss"
+    def _index_path(self, name: str) -> str:
+        return f"{PREFIX}/{name}.faiss"
+
+    def save_index(self, name: str, index: faiss.Index) -> None:
+        """Leave an index (a trained empty one, or one shard's) under ``name``, streamed."""
+        path = self._index_path(name)
         self.backend.delete(path)  # a partial file left by a crash mid-write
         with self.backend.writing(path) as handle:
-            handle.write(data)
+            write_index(index, handle)
 
-    def load_bytes(self, name: str) -> bytes:
-        return self.backend.read_bytes(f"{PREFIX}/{name}.faiss")
+    def load_index(self, name: str) -> faiss.Index:
+        return index_from_bytes(self.backend.read_bytes(self._index_path(name)))
 
-    def drop_bytes(self, name: str) -> None:
-        self.backend.delete(f"{PREFIX}/{name}.faiss")
+    def copy_index(self, name: str, target: Path) -> None:
+        """Download the index saved under ``name`` into the local file ``target``."""
+        self.backend.download(self._index_path(name), target)
+
+    def drop_index(self, name: str) -> None:
+        self.backend.delete(self._index_path(name))
 
     def clear(self, keys: list[str]) -> None:
         """Drop a run's checkpoints once its snapshot is committed."""

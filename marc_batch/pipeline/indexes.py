@@ -9,10 +9,16 @@ vectors are read one data file of the parent (and one shard of the change)
 at a time, recall is proved again, and an index that misses its target
 raises :class:`IndexRecallError`, which aborts the transaction: a snapshot
 is never published with a worse index.
+
+Both work in a temporary local directory (under ``TMPDIR``) that holds an
+IVF index's lists while it is built or changed: up to twice the index's
+size on disk, and none of it in memory.
 """
 
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import faiss
 import numpy as np
@@ -24,11 +30,12 @@ from marc_batch.entities import Entity
 from marc_batch.index import BuiltIndex, IndexReport
 from marc_batch.index.build import Parts, build_from_pieces, factory_for
 from marc_batch.index.ids import is_canonical
-from marc_batch.index.io import index_from_bytes, write_index
+from marc_batch.index.io import write_index
+from marc_batch.index.ondisk import open_stored
 from marc_batch.index.update import ParentIndex, update_index
 from marc_batch.index.vectors import Piece, Vectors
 from marc_batch.store import IndexFile, Manifest, Store, Transaction
-from marc_batch.store.reader import embedding_matrix, live_pieces, read_index_file
+from marc_batch.store.reader import copy_verified, embedding_matrix, live_pieces
 from marc_batch.tracing import traced
 
 
@@ -71,7 +78,8 @@ def stage_index(
     txn: Transaction, entity: Entity, vectors: Vectors, config: IndexConfig, parts: Parts
 ) -> StagedIndex:
     """Index every live vector of ``entity`` afresh (``parts`` adds them) into ``txn``."""
-    return _write(txn, entity, build_from_pieces(vectors, config, parts))
+    with tempfile.TemporaryDirectory(prefix="marc-index-") as directory:
+        return _write(txn, entity, build_from_pieces(vectors, config, Path(directory), parts))
 
 
 def _live_vectors(
@@ -100,12 +108,14 @@ def _live_vectors(
 
 
 def _parent_index(
-    store: Store, parent: Manifest, entry: IndexFile | None, factory: str
+    store: Store, parent: Manifest, entry: IndexFile | None, factory: str, directory: Path
 ) -> faiss.Index | None:
-    """The parent's index if it has the factory the new one needs, so it can change in place."""
+    """The parent's index if it has the factory the new one needs, so it can be changed."""
     if entry is None or entry.index_type != factory:
         return None
-    return index_from_bytes(read_index_file(store, parent, entry))
+    local = directory / "parent.faiss"
+    copy_verified(store, parent, entry, local)
+    return open_stored(local)
 
 
 @traced("publish_index")
@@ -125,8 +135,13 @@ def restage_index(
     store = txn.store
     native, live = _live_vectors(store, parent, entity, touched, added)
     existing = next((i for i in parent.indexes if i.entity == entity), None)
-    index = _parent_index(store, parent, existing, factory_for(live.rows, config))
-    built = None
-    if index is not None:
-        built = update_index(ParentIndex(index, native, touched), live, added, config)
-    return _write(txn, entity, built or build_from_pieces(live, config))
+    with tempfile.TemporaryDirectory(prefix="marc-index-") as name:
+        directory = Path(name)
+        factory = factory_for(live.rows, config)
+        index = _parent_index(store, parent, existing, factory, directory)
+        built = None
+        if index is not None:
+            built = update_index(
+                ParentIndex(index, native, touched), live, added, config, directory
+            )
+        return _write(txn, entity, built or build_from_pieces(live, config, directory))

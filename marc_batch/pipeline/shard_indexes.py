@@ -13,6 +13,7 @@ the scheduler is an :class:`IndexJob` of a few strings.
 
 import hashlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import faiss
 from pydantic import BaseModel
@@ -22,7 +23,6 @@ from marc_batch.entities import Entity
 from marc_batch.errors import StoreError
 from marc_batch.index.build import Parts
 from marc_batch.index.ids import IdMap
-from marc_batch.index.io import index_from_bytes
 from marc_batch.index.vectors import normalised
 from marc_batch.pipeline.checkpoints import Checkpoints
 from marc_batch.pipeline.shards import ShardJob
@@ -53,11 +53,11 @@ def index_job(config: Config, job: IndexJob) -> None:
     rows = checkpoints.load(job.rows)
     if rows is None:
         raise StoreError(f"shard {job.shard} of {job.entity} has no saved rows to index")
-    index = index_from_bytes(checkpoints.load_bytes(job.trained))
+    index = checkpoints.load_index(job.trained)
     k = rows.schema.field("embedding").type.list_size
     labels = IdMap.for_ids(rows["id"], job.native).faiss_ids
     index.add_with_ids(normalised(embedding_matrix(rows, k)), labels)
-    checkpoints.save_bytes(job.part, faiss.serialize_index(index).tobytes())
+    checkpoints.save_index(job.part, index)
 
 
 def index_serially(config: Config, jobs: list[IndexJob]) -> None:
@@ -70,10 +70,10 @@ def shard_parts(
 ) -> Parts:
     """Shard indexes made by ``run`` from the shards' saved rows, in shard order."""
 
-    def parts(empty: faiss.Index, native: bool) -> Iterator[faiss.Index]:
+    def parts(empty: faiss.Index, native: bool, directory: Path) -> Iterator[Path]:
         data = faiss.serialize_index(empty).tobytes()
         trained = "trained-" + hashlib.sha256(data).hexdigest()[:32]
-        checkpoints.save_bytes(trained, data)
+        checkpoints.save_index(trained, empty)
         ordered = sorted(jobs, key=lambda j: j.shard)
         index_jobs = [
             IndexJob(entity=j.entity, shard=j.shard, rows=j.key, trained=trained, native=native)
@@ -81,8 +81,10 @@ def shard_parts(
         ]
         run(config, index_jobs)
         for job in index_jobs:
-            yield index_from_bytes(checkpoints.load_bytes(job.part))
-            checkpoints.drop_bytes(job.part)
-        checkpoints.drop_bytes(trained)
+            path = directory / f"{job.entity}-{job.shard}.faiss"
+            checkpoints.copy_index(job.part, path)
+            checkpoints.drop_index(job.part)
+            yield path
+        checkpoints.drop_index(trained)
 
     return parts

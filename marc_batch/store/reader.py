@@ -13,6 +13,7 @@ can never mix embeddings of two models.
 import hashlib
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -84,6 +85,14 @@ def read_index_file(store: Store, manifest: Manifest, entry: IndexFile) -> bytes
     return read_verified(store, manifest, entry)
 
 
+def _missing(manifest: Manifest, path: str) -> CorruptFile:
+    return CorruptFile(f"{path}: listed in version {manifest.version} but missing")
+
+
+def _differs(path: str) -> CorruptFile:
+    return CorruptFile(f"{path}: size or sha256 differs from the manifest")
+
+
 def read_verified(
     store: Store, manifest: Manifest, entry: IndexFile | BehaviourFile | AttachedFile
 ) -> bytes:
@@ -91,12 +100,26 @@ def read_verified(
     try:
         data = store.backend.read_bytes(entry.path)
     except FileNotFoundError:
-        raise CorruptFile(
-            f"{entry.path}: listed in version {manifest.version} but missing"
-        ) from None
+        raise _missing(manifest, entry.path) from None
     if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
-        raise CorruptFile(f"{entry.path}: size or sha256 differs from the manifest")
+        raise _differs(entry.path)
     return data
+
+
+def copy_verified(store: Store, manifest: Manifest, entry: IndexFile, target: Path) -> None:
+    """Download a listed file into the local file ``target``, streamed.
+
+    Refused (and ``target`` deleted) unless its size and sha256 are the manifest's.
+    """
+    try:
+        store.backend.download(entry.path, target)
+    except FileNotFoundError:
+        raise _missing(manifest, entry.path) from None
+    with target.open("rb") as copy:
+        digest = hashlib.file_digest(copy, "sha256").hexdigest()
+    if target.stat().st_size != entry.size or digest != entry.sha256:
+        target.unlink()
+        raise _differs(entry.path)
 
 
 def merged_table(

@@ -153,7 +153,7 @@ class HashingSink:
         self.closed = False
 
     def write(self, data: bytes) -> int:
-        view = memoryview(data)
+        view = memoryview(data).cast("B")  # counted in bytes whatever the buffer's item size
         self.digest.update(view)
         self.stream.write(view)
         self.size += len(view)

@@ -1,5 +1,7 @@
 """An index built from pieces (shards) is the index built from the whole matrix."""
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -10,6 +12,7 @@ from marc_batch.index.build import build_from_pieces
 from marc_batch.index.recall import exact_labels, exact_neighbours
 from marc_batch.index.vectors import Vectors, in_one_piece, normalised, survey
 from tests.index.test_index import clustered
+from tests.index.test_ondisk import written
 
 
 def in_pieces(vectors: np.ndarray, ids: pa.Array, size: int) -> Vectors:
@@ -28,11 +31,11 @@ def in_pieces(vectors: np.ndarray, ids: pa.Array, size: int) -> Vectors:
     [IndexConfig(flat_max_rows=1_000, tuning_queries=300), IndexConfig()],
     ids=["ivf", "flat"],
 )
-def test_pieces_merge_into_the_index_of_the_whole(config: IndexConfig) -> None:
+def test_pieces_merge_into_the_index_of_the_whole(config: IndexConfig, tmp_path: Path) -> None:
     vectors = clustered(12_000)
     ids = pa.array([f"sku-{i}" for i in range(12_000)])
     whole = build_index(vectors, ids, config)
-    merged = build_from_pieces(in_pieces(vectors, ids, 1_700), config)
+    merged = build_from_pieces(in_pieces(vectors, ids, 1_700), config, tmp_path)
 
     assert merged.index.ntotal == whole.index.ntotal == 12_000
     assert merged.report.model_dump(exclude={"build_seconds"}) == whole.report.model_dump(
@@ -41,6 +44,10 @@ def test_pieces_merge_into_the_index_of_the_whole(config: IndexConfig) -> None:
     queries = normalised(vectors[:200])
     np.testing.assert_array_equal(
         merged.index.search(queries, 10)[1], whole.index.search(queries, 10)[1]
+    )
+    assert written(merged.index) == written(whole.index)
+    assert [p.name for p in tmp_path.iterdir()] == (
+        ["lists.ivfdata"] if config.flat_max_rows < 12_000 else []
     )
 
 

@@ -1,5 +1,7 @@
 """A backfill's index: the parent's index changed in place, held to the same recall gate."""
 
+from pathlib import Path
+
 import faiss
 import numpy as np
 import pyarrow as pa
@@ -43,16 +45,18 @@ def centroids(index: faiss.Index) -> np.ndarray:
 
 
 @pytest.mark.parametrize("config", [IVF, IndexConfig()], ids=["ivf", "flat"])
-def test_an_update_removes_and_adds_in_place_and_proves_recall(config: IndexConfig) -> None:
+def test_an_update_removes_and_adds_in_place_and_proves_recall(
+    config: IndexConfig, tmp_path: Path
+) -> None:
     before, vectors, after, touched = change(6_000, 100, 150)
     parent = build_index(clustered(6_000), pa.array(before), config).index
     lists = centroids(parent) if config is IVF else None
 
     built = update_index(
-        ParentIndex(parent, True, pa.array(touched)), *pieces(vectors, after, 150), config
+        ParentIndex(parent, True, pa.array(touched)), *pieces(vectors, after, 150), config, tmp_path
     )
 
-    assert built is not None and built.index is parent and built.report.updated
+    assert built is not None and built.report.updated
     assert built.index.ntotal == len(after) == built.report.rows
     assert built.report.recall >= config.recall_target
     if lists is not None:  # proved near the change and across the catalogue
@@ -67,25 +71,25 @@ def test_an_update_removes_and_adds_in_place_and_proves_recall(config: IndexConf
     assert not np.isin(labels, np.arange(100)).any()
 
 
-def test_a_new_id_scheme_cannot_be_updated_in_place() -> None:
+def test_a_new_id_scheme_cannot_be_updated_in_place(tmp_path: Path) -> None:
     before, vectors, after, touched = change(2_000, 0, 1)
     after[-1] = touched[-1] = "sku-new"  # no longer all int64: every FAISS id changes
     parent = build_index(clustered(2_000), pa.array(before), IVF).index
     update = ParentIndex(parent, True, pa.array(touched))
-    assert update_index(update, *pieces(vectors, after, 1), IVF) is None
+    assert update_index(update, *pieces(vectors, after, 1), IVF, tmp_path) is None
 
 
-def test_lists_that_miss_the_target_give_way_to_a_fresh_build() -> None:
+def test_lists_that_miss_the_target_give_way_to_a_fresh_build(tmp_path: Path) -> None:
     before, vectors, after, touched = change(6_000, 10, 10)
     parent = build_index(clustered(6_000), pa.array(before), IVF).index
     strict = IVF.model_copy(update={"recall_target": 0.999, "max_nprobe": 1})
     update = ParentIndex(parent, True, pa.array(touched))
-    assert update_index(update, *pieces(vectors, after, 10), strict) is None
+    assert update_index(update, *pieces(vectors, after, 10), strict, tmp_path) is None
 
 
-def test_an_index_that_disagrees_with_its_snapshot_is_refused() -> None:
+def test_an_index_that_disagrees_with_its_snapshot_is_refused(tmp_path: Path) -> None:
     before, vectors, after, _ = change(2_000, 10, 0)
     parent = build_index(clustered(2_000), pa.array(before), IVF).index
     untold = ParentIndex(parent, True, pa.array([], pa.string()))
     with pytest.raises(IndexBuildError, match="holds 2000 untouched vectors, its snapshot 1990"):
-        update_index(untold, *pieces(vectors, after, 0), IVF)
+        update_index(untold, *pieces(vectors, after, 0), IVF, tmp_path)

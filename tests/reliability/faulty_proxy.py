@@ -93,7 +93,11 @@ class FaultyProxy:
                     for name, value in headers:
                         if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
                             self.send_header(name, value)
-                    self.send_header("Content-Length", str(len(payload)))
+                    # A HEAD's answer has no body but the length of the one a GET would get.
+                    length = dict((k.lower(), v) for k, v in headers).get("content-length", "0")
+                    self.send_header(
+                        "Content-Length", length if self.command == "HEAD" else str(len(payload))
+                    )
                     self.end_headers()
                     if self.command != "HEAD":
                         self.wfile.write(payload)

@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO
 
 
@@ -42,6 +43,10 @@ class Backend(ABC):
     @abstractmethod
     def read_bytes(self, path: str) -> bytes:
         """The whole file; raises FileNotFoundError."""
+
+    @abstractmethod
+    def download(self, path: str, target: Path) -> None:
+        """Copy the file, streamed, into the local file ``target``; raises FileNotFoundError."""
 
     @abstractmethod
     def put_if_absent(self, path: str, data: bytes) -> None:

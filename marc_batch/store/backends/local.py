@@ -17,6 +17,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -109,6 +110,9 @@ class LocalBackend(Backend):
 
     def read_bytes(self, path: str) -> bytes:
         return self._abs(path).read_bytes()
+
+    def download(self, path: str, target: Path) -> None:
+        shutil.copyfile(self._abs(path), target)
 
     def _stage(self, path: str, data: bytes, step: str) -> Path:
         staged = self._abs(staging_path(path))

@@ -22,6 +22,7 @@ server's reason on one line; what was committed before it stays published.
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import BinaryIO
 
 import s3fs
@@ -96,6 +97,13 @@ class S3Backend(Backend):
     def read_bytes(self, path: str) -> bytes:
         with self._on(path):
             return self.fs.cat_file(self._key(path))
+
+    def download(self, path: str, target: Path) -> None:
+        with self._on(path):
+            self.fs.get_file(self._key(path), str(target))
+            expected = self.fs.size(self._key(path))
+        if target.stat().st_size != expected:
+            raise StoreUnavailable(f"{self.uri}/{path}: the download was cut short")
 
     def put_if_absent(self, path: str, data: bytes) -> None:
         with self._on(path):
