@@ -62,6 +62,7 @@ def run_refresh(config: Config) -> dict:
         "phases": tracer.figures(),
         "rss_start_mib": round(rss_start),
         "peak_rss_mib": round(peak_rss_mib()),
+        "peak_anonymous_mib": round(tracer.peak_anonymous_mib),
     }
 
 
@@ -115,6 +116,7 @@ def run_backfill(config: Config, items: Path) -> dict:
         "phases": tracer.figures(),
         "rss_start_mib": round(rss_start),
         "peak_rss_mib": round(peak_rss_mib()),
+        "peak_anonymous_mib": round(tracer.peak_anonymous_mib),
     }
 
 

@@ -7,7 +7,9 @@ users, 1,000 by default, with 20 to 100 behaviours each) refreshed end to end wi
 MARC encoder on a tiny random BERT (``fixtures/encoders.py``), one
 encode thread, 8 shards, in a fresh process whose peak RSS
 (``ru_maxrss``) is the figure; a sampling thread attributes it to the
-refresh's phases. Then a second fresh process backfills 1% new items
+refresh's phases and also records the peak of anonymous memory (RSS less
+the pages of mapped files, such as an index's on-disk lists, which the
+kernel can drop under pressure). Then a second fresh process backfills 1% new items
 (``backfill(config, items=PATH)``). The stores are kept under ``--work``
 for ``benchmarks.faiss_1m`` and ``benchmarks.storage``.
 """
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         refresh = result["refresh"]
         result["seconds_per_100k_items"] = round(refresh["seconds"] * 100_000 / size, 2)
         result["peak_rss_mib"] = refresh["peak_rss_mib"]
+        result["peak_anonymous_mib"] = refresh["peak_anonymous_mib"]
         if not args.no_backfill:
             new = write_new_items(root / "new-items.parquet", 10**8, max(1, size // 100))
             result["backfill"] = child(
@@ -88,6 +91,9 @@ def main(argv: list[str] | None = None) -> dict:
         "sizes": sizes,
         "rss_ratio": round(sizes[largest]["peak_rss_mib"] / sizes[smallest]["peak_rss_mib"], 3),
         "rss_goal": f"peak RSS at {largest} <= 1.2 x that at {smallest}",
+        "anonymous_ratio": round(
+            sizes[largest]["peak_anonymous_mib"] / sizes[smallest]["peak_anonymous_mib"], 3
+        ),
         "time_per_100k_ratio": round(
             sizes[largest]["seconds_per_100k_items"] / sizes[smallest]["seconds_per_100k_items"],
             3,

@@ -6,7 +6,11 @@ runs pay nothing. A benchmark switches a :class:`Tracer` on around a run and
 reads, per phase, wall seconds, calls and resident memory (the RSS when the
 phase first began and the highest RSS seen while it ran; nested phases
 report inclusive peaks). RSS is sampled by a background thread, because a
-phase's peak usually falls between its start and its end.
+phase's peak usually falls between its start and its end. The tracer also
+keeps the highest *anonymous* resident memory of the run: RSS counts the
+pages of memory-mapped files (an index's on-disk lists) that the kernel
+can drop and read again under pressure; anonymous memory is what a
+memory cap must hold.
 
 The tracer is process-wide on purpose: shard tasks on a thread pool run in
 other threads but the same process and memory, and belong to the same run.
@@ -28,10 +32,16 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 _active: "Tracer | None" = None
 
 
+def memory_mib() -> tuple[float, float]:
+    """Resident memory of this process now, and the part of it not backed by files."""
+    with open("/proc/self/statm") as fh:
+        resident, file_backed = (int(field) for field in fh.read().split()[1:3])
+    return resident * PAGE / 2**20, (resident - file_backed) * PAGE / 2**20
+
+
 def rss_mib() -> float:
     """Resident memory of this process now."""
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * PAGE / 2**20
+    return memory_mib()[0]
 
 
 @contextmanager
@@ -69,6 +79,7 @@ class Tracer:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.peak_anonymous_mib = memory_mib()[1]
 
     def __enter__(self) -> Self:
         global _active
@@ -91,8 +102,9 @@ class Tracer:
             self._observe()
 
     def _observe(self) -> None:
-        now = rss_mib()
+        now, anonymous = memory_mib()
         with self._lock:
+            self.peak_anonymous_mib = max(self.peak_anonymous_mib, anonymous)
             for name in self._open:
                 record = self.records[name]
                 record["peak_rss_mib"] = max(record["peak_rss_mib"], now)

@@ -207,16 +207,24 @@ def scaling(data: dict, refresh_cost: dict | None) -> Part:
             2,
             machine=machine,
         ),
+    ]
+    memory = [
+        ("peak_rss_mib", "rss_ratio", "Peak RSS"),
+        ("peak_anonymous_mib", "anonymous_ratio", "Peak anonymous memory (RSS less mapped files)"),
+    ]
+    rows += [
         Row(
-            f"Peak RSS of the refresh process, {large:,} / {small:,} items (tiny BERT)",
-            mib(b["peak_rss_mib"]),
-            mib(a["peak_rss_mib"]),
-            data["rss_ratio"],
+            f"{label} of the refresh process, {large:,} / {small:,} items (tiny BERT)",
+            mib(b[key]),
+            mib(a[key]),
+            data[ratio],
             2,
             DRIVER_RSS,
             machine,
             topic="Peak memory",
-        ),
+        )
+        for key, ratio, label in memory
+        if key in a and key in b
     ]
     backfilled = {size: entry for size, entry in sizes.items() if "backfill" in entry}
     rows += [
