@@ -108,13 +108,21 @@ class Tracer:
             for name in self._open:
                 record = self.records[name]
                 record["peak_rss_mib"] = max(record["peak_rss_mib"], now)
+                record["peak_anonymous_mib"] = max(record["peak_anonymous_mib"], anonymous)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        now = rss_mib()
+        now, anonymous = memory_mib()
         with self._lock:
             record = self.records.setdefault(
-                name, {"seconds": 0.0, "calls": 0, "rss_in_mib": now, "peak_rss_mib": now}
+                name,
+                {
+                    "seconds": 0.0,
+                    "calls": 0,
+                    "rss_in_mib": now,
+                    "peak_rss_mib": now,
+                    "peak_anonymous_mib": anonymous,
+                },
             )
             self._open.append(name)
         start = time.perf_counter()
