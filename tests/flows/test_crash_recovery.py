@@ -81,32 +81,22 @@ def finishes(config: Path, home: Path, command: str = "refresh") -> dict:
     return json.loads(out)
 
 
-def test_a_refresh_killed_holding_the_slot_does_not_wedge_the_next(
-    tmp_path: Path, registry: Path
-) -> None:
-    config = config_file(tmp_path, config_for(tmp_path, registry))
-    home = tmp_path / "prefect-home"
-    killed_at(config, home, SHARD_ENCODED)
-    assert no_server_left(home), "the killed command's ephemeral server outlived it"
-
-    finishes(config, home)
-    assert Store(config_for(tmp_path, registry).store).resolve("latest").rows["item"] == ITEMS
-    assert no_server_left(home)
-
-
-def test_a_backfill_killed_holding_the_slot_then_before_its_move_is_finished_by_the_next(
+def test_runs_killed_holding_the_slot_or_before_the_move_are_finished_by_the_next(
     tmp_path: Path, registry: Path
 ) -> None:
     settings = config_for(tmp_path, registry)  # writes the catalogue: once, before the edit
     config = config_file(tmp_path, settings)
     home = tmp_path / "prefect-home"
-    finishes(config, home)
+    killed_at(config, home, SHARD_ENCODED)
+    assert no_server_left(home), "the killed command's ephemeral server outlived it"
+    finishes(config, home)  # after waiting out the dead holder's lease
+    store = Store(settings.store)
+    assert store.resolve("latest").rows["item"] == ITEMS
     edit_items(tmp_path / "catalogue" / "items.csv")
 
     killed_at(config, home, SHARD_ENCODED, "backfill")
     # This one waits out the dead holder's lease, commits, and dies before the channel moves.
     killed_at(config, home, "manifest.committed", "backfill")
-    store = Store(settings.store)
     assert (store.head().version, store.resolve("latest").version) == (2, 1)
 
     # It verifies and publishes version 2, then finds nothing left to do.

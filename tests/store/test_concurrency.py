@@ -10,13 +10,14 @@ from tests.store.publisher import publish, small_files_store
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 4
-COMMITS = 20
+COMMITS = {"local": 20, "s3": 10}  # each commit on S3 is several round trips to the server
 
 
 def test_concurrent_publishers_never_lose_a_commit(store_root: str, endpoint: str | None) -> None:
     store = small_files_store(store_root, endpoint)
     first = publish(store, "base", 1)
-    extra = ["--commits", str(COMMITS), *(["--endpoint", endpoint] if endpoint else [])]
+    commits = COMMITS["s3" if endpoint else "local"]
+    extra = ["--commits", str(commits), *(["--endpoint", endpoint] if endpoint else [])]
     workers = [
         subprocess.Popen(
             [
@@ -41,7 +42,7 @@ def test_concurrent_publishers_never_lose_a_commit(store_root: str, endpoint: st
         assert worker.returncode == 0, err
         committed += [int(line) for line in out.split()]
 
-    total = WORKERS * COMMITS
+    total = WORKERS * commits
     assert sorted(committed) == list(range(first + 1, first + total + 1))
     versions = store.versions()
     assert versions == list(range(first, first + total + 1))
@@ -55,5 +56,5 @@ def test_concurrent_publishers_never_lose_a_commit(store_root: str, endpoint: st
 
     ids, _ = open_snapshot(store, "latest").matrix("item")
     appended = {i for i in ids.tolist() if i.startswith("w")}
-    assert appended == {f"w{w}-{i}" for w in range(WORKERS) for i in range(COMMITS)}
+    assert appended == {f"w{w}-{i}" for w in range(WORKERS) for i in range(commits)}
     assert store.manifest(versions[-1]).rows["item"] == len(ids) == 1000 + total
