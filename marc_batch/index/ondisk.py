@@ -7,9 +7,9 @@ memory-mapped, and FAISS's ``OnDiskInvertedLists.merge_from_multiple``
 concatenates their lists, list by list, into one file of on-disk lists
 (the method of ``faiss.contrib.ondisk.merge_ondisk``). The recall proof
 searches those lists in place, and :func:`marc_batch.index.io.write_index`
-streams them out as a standard FAISS file. Memory holds the quantizer and
-the pages being touched, which the kernel can drop at will: it does not
-grow with the catalogue.
+streams them out as a standard FAISS file. Anonymous memory holds the
+quantizer; the lists' pages are file-backed, and count in RSS only until
+the kernel writes them back and reclaims them.
 
 A change (a backfill's removals and additions) is made the same way: a
 range of lists at a time is copied into memory (``copy_subset_to``),

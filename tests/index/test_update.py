@@ -1,4 +1,4 @@
-"""A backfill's index: the parent's index changed in place, held to the same recall gate."""
+"""A backfill's index: the parent's index changed, not rebuilt, held to the same recall gate."""
 
 from pathlib import Path
 
@@ -45,7 +45,7 @@ def centroids(index: faiss.Index) -> np.ndarray:
 
 
 @pytest.mark.parametrize("config", [IVF, IndexConfig()], ids=["ivf", "flat"])
-def test_an_update_removes_and_adds_in_place_and_proves_recall(
+def test_an_update_removes_and_adds_without_rebuilding_and_proves_recall(
     config: IndexConfig, tmp_path: Path
 ) -> None:
     before, vectors, after, touched = change(6_000, 100, 150)
@@ -71,7 +71,7 @@ def test_an_update_removes_and_adds_in_place_and_proves_recall(
     assert not np.isin(labels, np.arange(100)).any()
 
 
-def test_a_new_id_scheme_cannot_be_updated_in_place(tmp_path: Path) -> None:
+def test_a_new_id_scheme_cannot_be_updated(tmp_path: Path) -> None:
     before, vectors, after, touched = change(2_000, 0, 1)
     after[-1] = touched[-1] = "sku-new"  # no longer all int64: every FAISS id changes
     parent = build_index(clustered(2_000), pa.array(before), IVF).index
